@@ -1,0 +1,3 @@
+from leukoscope.cli.main import run
+
+run()

@@ -1,0 +1,12 @@
+"""Wires each stage's commands into the top-level app."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    from leukoscope.cli import data, demo, evaluate, experiments, infer, serve, train
+
+    for module in (data, train, evaluate, experiments, infer, serve, demo):
+        module.register(app)
