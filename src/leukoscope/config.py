@@ -30,7 +30,9 @@ class PreprocessConfig:
     crop: CropMode = "cell"  # cell: tight box of non-black pixels; center: centre-cell crop; none
     image_size: int = 224
     black_threshold: int = 15  # a pixel is background when max(R,G,B) <= this (C-NMC: cell on black)
-    center_fraction: float = 0.7  # crop="center": side of the centred square, as a fraction of the shorter side
+    center_fraction: float = (
+        0.7  # crop="center": side of the centred square, as a fraction of the shorter side
+    )
     clahe: bool = False  # apply CLAHE once, in preprocessing (the paper); see AugmentConfig for random CLAHE
     clahe_clip: float = 2.0
     clahe_grid: int = 8
@@ -178,7 +180,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"unknown setting {prefix}{unknown[0]!r}", hint=f"known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"unknown setting {prefix}{unknown[0]!r}", hint=f"known: {', '.join(sorted(known))}"
+        )
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, f"{prefix}{name}")
@@ -204,7 +208,9 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         raise errors[0] if errors else ConfigError(f"setting {key!r} has an invalid value {value!r}")
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"setting {key!r} is {value!r}", hint=f"choose one of: {', '.join(map(str, args))}")
+            raise ConfigError(
+                f"setting {key!r} is {value!r}", hint=f"choose one of: {', '.join(map(str, args))}"
+            )
         return value
     if origin is tuple:
         if not isinstance(value, list | tuple) or len(value) != len(args):

@@ -21,10 +21,8 @@ def is_image_name(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_image(
-    path: str | Path, *, center_crop: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
-    """Read `path` as an H x W x 3 RGB uint8 array (`center_crop` > 0 keeps the centred square of that side)."""
+def read_image(path: str | Path, *, center_crop: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read `path` as H x W x 3 RGB uint8; `center_crop` > 0 keeps the centred square of that side."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -72,7 +70,9 @@ def _check_dimensions(data: bytes, name: str, max_pixels: int) -> None:
 def _check_complete(data: bytes, name: str) -> None:
     """OpenCV decodes truncated JPEGs into half-grey images without failing; refuse them instead."""
     if data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-1024:]:
-        raise DataError("truncated JPEG (no end-of-image marker)", path=name, hint="re-export or remove the file")
+        raise DataError(
+            "truncated JPEG (no end-of-image marker)", path=name, hint="re-export or remove the file"
+        )
     if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
         raise DataError("truncated PNG (no IEND chunk)", path=name, hint="re-export or remove the file")
     if data[:2] == b"BM" and len(data) >= 6:

@@ -6,7 +6,7 @@ A `pandas.DataFrame` with columns:
 | ---     | --- |
 | path    | absolute path of the image file (str) |
 | label   | class name (str), or "" when unlabelled (e.g. C-NMC final test) |
-| subject | subject / patient id (str). Where none is known, the image's own id, and `subject_known` is False |
+| subject | subject id (str); where none is known, the image's own id and `subject_known` is False |
 | split   | the dataset's own split or fold ("fold_0", "prelim", "final", "train", ...) or "" |
 | source  | the reader that produced the row ("cnmc", "allidb2", "folder", "csv") |
 | subject_known | whether `subject` came from the data (True) or is the image itself (False) |

@@ -95,7 +95,9 @@ def load_model(directory: str | Path) -> tuple[Any, ModelCard]:
     card = ModelCard.load(directory)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
-        raise ModelError("model weights are missing", path=weights, hint="train again or copy model.safetensors")
+        raise ModelError(
+            "model weights are missing", path=weights, hint="train again or copy model.safetensors"
+        )
     model = create_classifier(
         card.backbone, card.num_classes, weights="none", head_hidden=card.head_hidden, dropout=card.dropout
     )
