@@ -1,0 +1,71 @@
+"""Geometric preprocessing: find the cell, crop, pad to a square, resize.
+
+C-NMC images are one cell on black, so the cell's tight box is the largest non-black blob. Padding to a
+square before resizing keeps the cell's aspect ratio (a stretched cell would change its shape features).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+Box = tuple[int, int, int, int]  # x, y, width, height
+
+_OPEN_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+
+
+def cell_box(rgb: np.ndarray, black_threshold: int = 15) -> Box | None:
+    """Tight box of the largest non-black blob, or None when the image has no foreground.
+
+    A pixel is foreground when any channel exceeds the threshold (cells dark in one colour count);
+    the 3x3 opening drops hot pixels and 1-px scratches that would otherwise stretch the box.
+    """
+    t = int(black_threshold)
+    mask = cv2.bitwise_not(cv2.inRange(rgb, (0, 0, 0), (t, t, t)))  # 10x faster than rgb.max(axis=2)
+    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN_KERNEL)
+    if opened.any():
+        mask = opened  # a cell thinner than 3 px would vanish; keep the raw mask then
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(v) for v in stats[largest, :4])
+    return x, y, w, h
+
+
+def crop_cell(rgb: np.ndarray, black_threshold: int = 15) -> np.ndarray:
+    """Crop to the cell's box; an all-black image is kept whole rather than failing."""
+    box = cell_box(rgb, black_threshold)
+    if box is None:
+        return rgb
+    x, y, w, h = box
+    return rgb[y : y + h, x : x + w]
+
+
+def crop_center(rgb: np.ndarray, fraction: float) -> np.ndarray:
+    """Centred square of `fraction` of the shorter side: smear images have the cell of interest centred."""
+    h, w = rgb.shape[:2]
+    side = max(1, round(min(h, w) * fraction))
+    top, left = (h - side) // 2, (w - side) // 2
+    return rgb[top : top + side, left : left + side]
+
+
+def pad_to_square(rgb: np.ndarray) -> np.ndarray:
+    """Pad with black, centred, so resizing never distorts the aspect ratio."""
+    h, w = rgb.shape[:2]
+    if h == w:
+        return rgb
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    return cv2.copyMakeBorder(
+        rgb, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+    )
+
+
+def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square image; INTER_AREA avoids aliasing when shrinking, cubic is sharper when growing."""
+    side = rgb.shape[0]
+    if side == size:
+        return np.ascontiguousarray(rgb)
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    return cv2.resize(rgb, (size, size), interpolation=interpolation)
