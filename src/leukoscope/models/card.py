@@ -28,6 +28,7 @@ class ModelCard:
     weights_source: str = "none"
     positive_class: str | None = None  # two classes only
     head_hidden: int = 256
+    head: str = "paper"  # name in leukoscope.models.factory.HEADS
     dropout: float = 0.0
     threshold: float = 0.5  # two classes: P(positive) >= threshold -> positive
     temperature: float = 1.0  # logits are divided by this before sigmoid/softmax (calibration)
@@ -99,7 +100,12 @@ def load_model(directory: str | Path) -> tuple[Any, ModelCard]:
             "model weights are missing", path=weights, hint="train again or copy model.safetensors"
         )
     model = create_classifier(
-        card.backbone, card.num_classes, weights="none", head_hidden=card.head_hidden, dropout=card.dropout
+        card.backbone,
+        card.num_classes,
+        weights="none",
+        head_hidden=card.head_hidden,
+        dropout=card.dropout,
+        head=card.head,
     )
     try:
         model.load_state_dict(load_file(str(weights)))

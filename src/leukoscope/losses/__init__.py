@@ -1,0 +1,6 @@
+"""Stage 3: the loss registry. `get_loss(name, **params)(logits, targets) -> mean loss`."""
+
+from leukoscope.losses import cross_entropy, focal, hinge  # noqa: F401  (register the losses)
+from leukoscope.losses.base import LOSSES, PairLoss, get_loss, list_losses
+
+__all__ = ["LOSSES", "PairLoss", "get_loss", "list_losses"]
