@@ -1,0 +1,51 @@
+"""What the real C-NMC 2019 dataset is, file by file, so a user's copy can be checked against it.
+
+The facts (path, class folder, sha256, byte size of each of its 15,115 files) are embedded compressed
+(`cnmc_manifest.csv.gz`); the images themselves are not redistributable and never ship.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from functools import cache
+from importlib import resources
+
+import pandas as pd
+
+ROOT_NAME = "C-NMC_Leukemia"
+
+
+@cache
+def cnmc_manifest() -> pd.DataFrame:
+    """Columns path (relative to the dataset root, posix), label_from_folder, lfs_sha256, bytes, part."""
+    blob = resources.files("leukoscope.data").joinpath("cnmc_manifest.csv.gz").read_bytes()
+    df = pd.read_csv(io.BytesIO(gzip.decompress(blob)), dtype={"bytes": "int64"}, keep_default_na=False)
+    df["path"] = df["path"].str.removeprefix(f"{ROOT_NAME}/")
+    df["part"] = df["path"].map(part_of)
+    return df
+
+
+def part_of(relpath: str) -> str:
+    """The folder a file sits in ('training_data/fold_0/all'), which is how C-NMC's parts are counted."""
+    head, _, _ = relpath.rpartition("/")
+    return head or "."
+
+
+def cnmc_facts() -> dict:
+    """Counts that describe the real dataset: files and byte sizes per part, training subjects per class."""
+    from leukoscope.data.readers.cnmc import parse_name
+
+    df = cnmc_manifest()
+    parts = {
+        part: {"files": len(g), "bytes": sorted(int(b) for b in g["bytes"].unique())}
+        for part, g in df.groupby("part", sort=True)
+    }
+    training = df[df["path"].str.startswith("training_data/")]
+    parsed = training["path"].map(lambda p: parse_name(p.rpartition("/")[2].removesuffix(".bmp")))
+    subjects = pd.DataFrame(parsed.tolist(), columns=["subject", "label"]).drop_duplicates("subject")
+    return {
+        "files": len(df),
+        "parts": parts,
+        "training_subjects": {k: int(v) for k, v in subjects["label"].value_counts().sort_index().items()},
+    }
