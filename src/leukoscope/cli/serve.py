@@ -1,9 +1,76 @@
-"""CLI commands for this stage (filled in by the stage's owner)."""
+"""`leukoscope serve`: the web page and JSON API for one model (loopback unless told otherwise)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from leukoscope.cli._common import console
+
+
+def serve(
+    model: Path = typer.Argument(..., help="A run directory / model folder or an exported .onnx file."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes the server to the network."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
+    token: str | None = typer.Option(
+        None,
+        envvar="LEUKOSCOPE_TOKEN",
+        help="Require 'Authorization: Bearer TOKEN' on /api (env LEUKOSCOPE_TOKEN).",
+    ),
+    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001, help="Largest request body."),
+    max_concurrency: int = typer.Option(1, "--max-concurrency", min=1, help="Inferences running at once."),
+    max_queue: int = typer.Option(32, "--max-queue", min=0, help="Requests allowed to wait; more get 503."),
+    backend: str = typer.Option("auto", help="auto | torch | onnx."),
+    precision: str = typer.Option("auto", help="auto | bf16 | fp32."),
+    tta: str = typer.Option("none", help="none | flips | d8."),
+) -> None:
+    """Serve the model: page at /, API at /api/v1, spec at /openapi.json, liveness at /health."""
+    import logging
+
+    import uvicorn
+
+    from leukoscope.errors import ConfigError
+    from leukoscope.infer.predictor import load_predictor
+    from leukoscope.infer.tta import check_mode
+    from leukoscope.serve.app import create_app
+    from leukoscope.serve.service import ServeSettings
+
+    check_mode(tta)
+    if not model.exists():
+        raise ConfigError(
+            "model not found", path=model, hint="pass a run directory or an exported .onnx file"
+        )
+    predictor = load_predictor(model, backend=backend, precision=precision)  # a bad model: one line, exit 2
+    settings = ServeSettings(
+        host=host,
+        port=port,
+        token=token or None,
+        max_upload_mb=max_upload_mb,
+        max_concurrency=max_concurrency,
+        max_queue=max_queue,
+        backend=backend,
+        precision=precision,
+        tta=tta,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(
+            f"[yellow]note:[/] listening on {host}: other machines can reach this server"
+            + ("" if token else " (no --token set)")
+        )
+    console.print(f"LeukoScope at http://{host}:{port}/  (Ctrl+C to stop)")
+    uvicorn.run(
+        create_app(predictor, settings),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        limit_concurrency=max_concurrency
+        + max_queue
+        + 64,  # a hard cap on open requests before the app's 503
+    )
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("serve")(serve)

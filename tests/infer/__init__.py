@@ -1,0 +1,1 @@
+"""Stage 7 tests: predict, TTA, Grad-CAM, ONNX export."""

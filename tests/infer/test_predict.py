@@ -1,0 +1,179 @@
+"""`predict` on good and broken files: every file gets a row, broken ones an error, none aborts the batch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from leukoscope.cli.main import app
+from leukoscope.errors import DataError
+from leukoscope.infer.predict import find_images, predict_paths, write_predictions
+from leukoscope.infer.predictor import Predictor, load_predictor
+
+from .helpers import cell_image, write_image, write_mixed_folder
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_mixed_folder(tmp_path_factory.mktemp("mixed"))
+
+
+def _check_rows(rows: list[dict], mixed: dict[str, Path]) -> None:
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert set(by_name) == {p.name for p in mixed.values()}
+    for key, path in mixed.items():
+        row = by_name[path.name]
+        if key.startswith("good"):
+            assert row["error"] in ("", None)
+            p = float(row["p_all"]) + float(row["p_hem"])
+            assert p == pytest.approx(1.0, abs=1e-5)
+            assert row["predicted"] in ("all", "hem")
+            assert row["model"] == "test-tf_efficientnet_lite0"
+        else:
+            assert row["error"], f"{key} should have an error"
+            assert row["predicted"] in ("", None) and row["p_all"] in ("", None)
+    assert "truncated" in by_name["truncated.jpg"]["error"]
+    assert "empty" in by_name["empty.png"]["error"]
+    assert "not a readable image" in by_name["notes.png"]["error"]
+
+
+def test_predict_paths_mixed_inputs_with_workers(predictor: Predictor, mixed: dict[str, Path]) -> None:
+    folder = mixed["good0"].parent
+    results = predict_paths(predictor, [folder], batch_size=2, workers=1)
+    rows = [r.row(predictor.card.class_names) for r in results]
+    _check_rows(rows, mixed)
+    # label follows the card's threshold on P(positive = "all")
+    for r in results:
+        if not r.error:
+            assert r.predicted == ("all" if r.probabilities["all"] >= 0.5 else "hem")
+
+
+def test_predictions_do_not_depend_on_batch_composition(predictor: Predictor, mixed: dict[str, Path]) -> None:
+    alone = predict_paths(predictor, [mixed["good1"]], workers=0)[0]
+    together = {r.path: r for r in predict_paths(predictor, [mixed["good0"].parent], batch_size=8, workers=0)}
+    got = together[str(mixed["good1"])].probabilities
+    assert got == pytest.approx(alone.probabilities, abs=1e-5)
+
+
+def test_find_images_files_folders_globs(tmp_path: Path) -> None:
+    a = write_image(tmp_path / "a" / "x.png", cell_image(1))
+    b = write_image(tmp_path / "a" / "deep" / "y.bmp", cell_image(2))
+    (tmp_path / "a" / "readme.txt").write_text("not an image")
+    c = write_image(tmp_path / "c.jpg", cell_image(3))
+    found = dict(find_images([tmp_path / "a", str(tmp_path / "*.jpg"), a, tmp_path / "missing.png"]))
+    assert list(found) == [b, a, c, tmp_path / "missing.png"]  # sorted folder walk, dedup, no .txt
+    assert found[tmp_path / "missing.png"] == "file not found"
+    assert found[a] == found[b] == found[c] == ""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images"):
+        find_images([tmp_path / "empty"])
+
+
+def test_cli_writes_csv_and_json(model_dir: Path, mixed: dict[str, Path], tmp_path: Path) -> None:
+    folder = str(mixed["good0"].parent)
+    for suffix in (".csv", ".json"):
+        out = tmp_path / f"preds{suffix}"
+        result = runner.invoke(app, ["predict", str(model_dir), folder, "--out", str(out), "--workers", "0"])
+        assert result.exit_code == 0, result.output
+        if suffix == ".csv":
+            with out.open(newline="") as fh:
+                rows = list(csv.DictReader(fh))
+            assert list(rows[0]) == ["path", "predicted", "p_all", "p_hem", "model", "error"]
+        else:
+            rows = json.loads(out.read_text())
+            assert isinstance(rows, list)
+        _check_rows(rows, mixed)
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_cli_table_without_out(model_dir: Path, mixed: dict[str, Path]) -> None:
+    result = runner.invoke(
+        app, ["predict", str(model_dir), str(mixed["good0"]), str(mixed["empty"]), "--tta", "flips"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "good0.png" in result.stdout and "empty file" in result.stdout
+    assert "p_all" in result.stdout
+
+
+def test_tta_rows_still_sum_to_one(predictor: Predictor, mixed: dict[str, Path]) -> None:
+    plain = predict_paths(predictor, [mixed["good2"]], workers=0)[0].probabilities
+    d8 = predict_paths(predictor, [mixed["good2"]], tta="d8", workers=0)[0].probabilities
+    assert sum(d8.values()) == pytest.approx(1.0, abs=1e-5)
+    assert d8["all"] != pytest.approx(plain["all"], abs=1e-7)  # the views were really used
+
+
+def test_write_predictions_refuses_unknown_suffix(tmp_path: Path) -> None:
+    from leukoscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"use \.csv or \.json"):
+        write_predictions([], ["all", "hem"], tmp_path / "p.xlsx")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{tmp}/nope", "{tmp}"], "model not found"),
+        (["{model}", "{tmp}", "--out", "{tmp}/p.xlsx"], "use --out preds.csv"),
+        (["{model}", "{tmp}", "--tta", "d4"], "unknown TTA mode"),
+        (["{model}", "{tmp}", "--backend", "onnx", "--precision", "bf16"], "runs in fp32"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(
+    args: list[str],
+    message: str,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from leukoscope.cli.main import run
+
+    argv = [a.format(tmp=tmp_path, model=model_dir) for a in args]
+    monkeypatch.setattr(sys, "argv", ["leukoscope", "predict", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        run()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bf16_and_fp32_labels_agree(model_dir: Path, predictor: Predictor) -> None:
+    """bf16 autocast (+ channels_last) must not change decisions except within rounding of the threshold."""
+    from leukoscope.infer.predictor import preprocess_rgb
+
+    fp32 = predictor
+    bf16 = load_predictor(model_dir, precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    batch = np.stack([preprocess_rgb(cell_image(i), fp32.card) for i in range(32)])
+    p32, p16 = fp32.predict_arrays(batch), bf16.predict_arrays(batch)
+    # the test head is untrained and stretched (logit std 2), which amplifies bf16 rounding; trained
+    # models have wider margins. Decisions must agree wherever fp32 is not within rounding of 0.5.
+    assert np.abs(p32 - p16).max() < 0.15
+    clear = np.abs(p32[:, 0] - 0.5) > 0.1
+    assert clear.sum() >= 16, "the test model should give spread-out probabilities"
+    same = (p32[:, 0] >= 0.5) == (p16[:, 0] >= 0.5)
+    assert same[clear].all()
+    assert same.mean() >= 0.9
+
+
+def test_predict_runs_an_ensemble_spec(model_dir: Path, predictor: Predictor, tmp_path: Path) -> None:
+    """`load_predictor` dispatches an ensemble.json to the experiments stage; a 1-model mean = the model."""
+    from leukoscope.experiments.ensemble import EnsembleSpec, save_spec
+
+    spec = save_spec(tmp_path / "ens", EnsembleSpec(members=[str(model_dir)] * 2, class_names=["all", "hem"]))
+    image = write_image(tmp_path / "c.png", cell_image(5))
+    for target in (spec, spec.parent):
+        ens = load_predictor(target, precision="fp32")
+        row = predict_paths(ens, [image], workers=0)[0]
+        assert row.model.startswith("ensemble-")
+        assert row.probabilities == pytest.approx(
+            predict_paths(predictor, [image], workers=0)[0].probabilities
+        )
