@@ -1,0 +1,127 @@
+"""PNG figures: confusion matrix, ROC curves, training curves (the paper's figures 3-4).
+
+Figures are drawn on matplotlib's object API with the Agg canvas (no pyplot global state, no display),
+so plotting is safe in worker processes and servers; every file is written atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leukoscope._io import atomic_path
+
+
+def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    axes = fig.subplots(1, ncols)
+    return fig, axes
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def plot_confusion_matrix(
+    matrix: Sequence[Sequence[int]] | np.ndarray,
+    class_names: Sequence[str],
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """Counts with row-normalised shading, so a minority class's errors stay visible."""
+    cm = np.asarray(matrix, dtype=np.int64)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
+    side = 2.2 + 0.6 * len(class_names)
+    fig, ax = _figure(side + 1.0, side)
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, label="share of true class")
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45 if len(class_names) > 3 else 0)
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix")
+    for i in ticks:
+        for j in ticks:
+            colour = "white" if share[i, j] > 0.5 else "black"
+            ax.text(
+                j, i, f"{cm[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", color=colour, fontsize=8
+            )
+    return _save(fig, path)
+
+
+def plot_roc(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    path: str | Path,
+    positive_class: str | None = None,
+    title: str = "",
+) -> Path:
+    """Two classes: one curve for P(positive); N classes: one-vs-rest per class present."""
+    from sklearn.metrics import auc, roc_curve
+
+    y = np.asarray(y_true)
+    probs = np.asarray(probs)
+    fig, ax = _figure(5.0, 4.6)
+    if len(class_names) == 2:
+        pos = list(class_names).index(positive_class) if positive_class else 1
+        curves = [(class_names[pos], y == pos, probs[:, pos])]
+    else:
+        curves = [(name, y == i, probs[:, i]) for i, name in enumerate(class_names)]
+    for name, truth, score in curves:
+        if truth.all() or not truth.any():
+            continue  # ROC is undefined without both positives and negatives
+        fpr, tpr, _ = roc_curve(truth, score)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title or "ROC")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_training_curves(history: Any, path: str | Path, title: str = "") -> Path:
+    """Loss and weighted F1 per epoch, train vs validation (one row per epoch in `history`).
+
+    `history` is a DataFrame with `epoch` and any of `train/loss`, `val/loss`, `train/weighted_f1`,
+    `val/weighted_f1`; missing series are simply not drawn.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax_loss, ax_f1) = _figure(10.0, 4.0, ncols=2)
+    for ax, metric, label in ((ax_loss, "loss", "loss"), (ax_f1, "weighted_f1", "weighted F1")):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            column = f"{split}/{metric}"
+            if column in history.columns:
+                series = history[["epoch", column]].dropna()
+                ax.plot(series["epoch"] + 1, series[column], style, markersize=3, label=_split_name(split))
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    ax_f1.set_ylim(0, 1.0)
+    fig.suptitle(title or "training curves")
+    return _save(fig, path)
+
+
+def _split_name(split: str) -> str:
+    return {"train": "training", "val": "validation"}[split]

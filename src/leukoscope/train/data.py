@@ -1,0 +1,163 @@
+"""From a RunConfig to `TrainingData`: read, split without leakage, cache, and training-only statistics.
+
+Every data problem (no images, one class, a subject in two splits) surfaces here as a one-line
+`DataError`, before a Trainer or a worker process exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leukoscope.config import PreprocessConfig, RunConfig
+from leukoscope.errors import ConfigError, DataError
+from leukoscope.train.datamodule import TrainingData
+
+log = logging.getLogger(__name__)
+FIT_SPLITS = ("train", "val")  # what training caches and reads; test is listed in splits.csv only
+
+
+def load_splits(cfg: RunConfig) -> dict[str, pd.DataFrame]:
+    from leukoscope.data.readers import read_dataset
+    from leukoscope.data.splits import assert_disjoint, make_splits
+
+    if not cfg.data.data:
+        raise ConfigError("no training data given", hint="pass --data FOLDER (or data.data in the config)")
+    table = read_dataset(cfg.data.data)
+    splits = make_splits(table, cfg.data, cfg.train.seed)
+    assert_disjoint(splits)
+    return splits
+
+
+def choose_classes(train: pd.DataFrame, cfg: RunConfig) -> list[str]:
+    """The configured classes, or those labelled in the training split; at least two must have images."""
+    from leukoscope.data.table import class_names
+
+    present = class_names(train)
+    classes = list(cfg.data.classes) if cfg.data.classes else present
+    missing = [c for c in classes if c not in present]
+    if missing:
+        raise DataError(
+            f"class {missing[0]!r} has no training images",
+            path=cfg.data.data,
+            hint=f"classes found: {', '.join(present) or 'none'}",
+        )
+    if len(classes) < 2:
+        only = classes[0] if classes else "none"
+        raise DataError(
+            f"the training data has only one class ({only})",
+            path=cfg.data.data,
+            hint="a classifier needs images of at least two classes",
+        )
+    return classes
+
+
+def positive_class(class_names: list[str], cfg: RunConfig) -> str | None:
+    """Two classes: the configured positive class, else 'all' (the leukemic blast) when present."""
+    if len(class_names) != 2:
+        return None
+    chosen = cfg.data.positive_class or ("all" if "all" in class_names else class_names[1])
+    if chosen not in class_names:
+        raise ConfigError(f"data.positive_class {chosen!r} is not one of the classes {class_names}")
+    return chosen
+
+
+def sample_frame(
+    splits: dict[str, pd.DataFrame], class_names: list[str], names: tuple[str, ...] = FIT_SPLITS
+) -> pd.DataFrame:
+    """Splits in one table: `dataset_split` keeps the data's own split, `split` is this run's role."""
+    frames = []
+    for name in names:
+        part = splits.get(name)
+        if part is None or part.empty:
+            continue
+        part = part[part["label"].isin(class_names)]
+        frames.append(part.rename(columns={"split": "dataset_split"}).assign(split=name))
+    frame = pd.concat(frames, ignore_index=True)
+    lookup = {c: i for i, c in enumerate(class_names)}
+    frame["y"] = frame["label"].map(lookup).fillna(-1).astype(np.int64)
+    return frame
+
+
+def prepare_data(cfg: RunConfig) -> TrainingData:
+    from leukoscope.preprocess import PreprocessCache, resolve_normalization
+
+    splits = load_splits(cfg)
+    class_names = choose_classes(splits["train"], cfg)
+    frame = sample_frame(splits, class_names)  # test is never cached or seen here
+    if not (frame["split"] == "val").any():
+        raise DataError("no validation images", path=cfg.data.data, hint="pass --val or --val-fold")
+    crops = frame["center_crop"].fillna(0).astype(int).tolist() if "center_crop" in frame else None
+    cache = PreprocessCache(cfg.data.cache_dir).load(
+        frame["path"].tolist(), cfg.preprocess, center_crops=crops, workers=2, progress=cfg.train.progress
+    )
+    frame["ok"] = np.asarray(cache.ok, dtype=bool)
+    _report_unreadable(frame, cache.errors)
+    data = TrainingData(cache.array, frame, class_names, cfg.preprocess, cache.directory, dict(cache.errors))
+    data.held_out = sample_frame(splits, class_names, ("test",)) if "test" in splits else None
+    _check_trainable(data, cfg)
+    backbone_stats = _backbone_stats(cfg) if cfg.preprocess.normalize == "backbone" else None
+    data.preprocess = resolve_normalization(cfg.preprocess, cache, data.indices("train"), backbone_stats)
+    return data
+
+
+def _report_unreadable(frame: pd.DataFrame, errors: dict[str, str]) -> None:
+    bad = frame[~frame["ok"]]
+    if bad.empty:
+        return
+    per_split = ", ".join(f"{k} {v}" for k, v in bad["split"].value_counts().items())
+    example = next(iter(errors.values()), "")
+    log.warning("skipping %d unreadable images (%s); e.g. %s", len(bad), per_split, example)
+
+
+def _check_trainable(data: TrainingData, cfg: RunConfig) -> None:
+    counts = data.class_counts("train")
+    if sum(counts) == 0:
+        raise DataError("no readable training images", path=cfg.data.data, hint="run `leukoscope data check`")
+    empty = [c for c, n in zip(data.class_names, counts, strict=True) if n == 0]
+    if empty:
+        raise DataError(f"class {empty[0]!r} has no readable training images", path=cfg.data.data)
+    if not len(data.indices("val")):
+        raise DataError("the validation split has no readable images", path=cfg.data.data)
+
+
+def _backbone_stats(cfg: RunConfig) -> dict[str, Any]:
+    """The backbone's own mean/std from timm's pretrained config (no model is built)."""
+    import timm
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    pretrained = timm.models.get_pretrained_cfg(cfg.model.backbone)
+    stats = pretrained.to_dict() if pretrained is not None else {}
+    return {"mean": stats.get("mean", IMAGENET_DEFAULT_MEAN), "std": stats.get("std", IMAGENET_DEFAULT_STD)}
+
+
+def data_summary(data: TrainingData) -> dict[str, Any]:
+    """Counts per split and class, subjects, and whether subjects were known (the model card's record)."""
+    frame = data.frame
+    out: dict[str, Any] = {"class_names": data.class_names, "unreadable": int((~frame["ok"]).sum())}
+    for split, part in frame.groupby("split", sort=False):
+        ok = part[part["ok"]]
+        out[str(split)] = {
+            "images": len(ok),
+            "per_class": {str(k): int(v) for k, v in ok["label"].value_counts().sort_index().items()},
+            "subjects": int(ok["subject"].nunique()),
+            "subjects_known": bool(ok["subject_known"].all()) if len(ok) else False,
+        }
+    return out
+
+
+def splits_table(data: TrainingData) -> pd.DataFrame:
+    """Which file went to which split (test files too, though training never reads them)."""
+    frames = [data.frame] + ([data.held_out] if data.held_out is not None else [])
+    table = pd.concat(frames, ignore_index=True)
+    columns = ["path", "label", "subject", "subject_known", "dataset_split", "split", "ok"]
+    return table[[c for c in columns if c in table.columns]]
+
+
+def with_preprocess(cfg: RunConfig, pre: PreprocessConfig) -> RunConfig:
+    """The config as trained: mean/std filled in, so config.yaml alone reproduces the run."""
+    return dataclasses.replace(cfg, preprocess=pre)

@@ -1,0 +1,139 @@
+"""End to end through the CLI: train one epoch, every run-directory artefact, evaluate, config + flags,
+and bad input as one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from leukoscope.models.card import load_model
+
+from .conftest import run_cli, tiny_flags, write_cnmc
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run_dir(cells_dir: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny run; the config file sets values the flags then partly override (flags win)."""
+    tmp = tmp_path_factory.mktemp("fit")
+    config = tmp / "run.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"head_hidden": 32},
+                "train": {"epochs": 5, "balance": "oversample"},
+                "optim": {"lr": 0.5, "betas": [0.8, 0.99]},
+            }
+        )
+    )
+    out = tmp / "run"
+    result = run_cli("train", "--config", str(config), *tiny_flags(cells_dir, out, cache_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_run_directory_has_every_artefact(run_dir: Path) -> None:
+    for name in (
+        "config.yaml",
+        "model_card.json",
+        "model.safetensors",
+        "curves.png",
+        "metrics.json",
+        "splits.csv",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert list((run_dir / "logs" / "csv").glob("version_*/metrics.csv"))
+    assert list((run_dir / "logs" / "tensorboard").glob("version_*/events.out.tfevents.*"))
+    assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_config_file_and_flags_combine(run_dir: Path) -> None:
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["model"]["head_hidden"] == 32  # from the file
+    assert saved["optim"]["betas"] == [0.8, 0.99]  # from the file
+    assert saved["train"]["balance"] == "oversample"  # from the file
+    assert saved["train"]["epochs"] == 1  # flag beats the file's 5
+    assert saved["optim"]["lr"] == 1e-3  # flag beats the file's 0.5
+    assert saved["preprocess"]["mean"] is not None  # resolved stats are saved with the run
+
+
+def test_model_card_and_splits(run_dir: Path) -> None:
+    model, card = load_model(run_dir)
+    assert card.backbone == "test_efficientnet" and card.head_hidden == 32
+    assert card.class_names == ["all", "hem"] and card.positive_class == "all"
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert list(card.preprocess.mean) == pytest.approx(saved["preprocess"]["mean"])
+    summary = card.data_summary
+    assert summary["train"]["per_class"] == {"all": 16, "hem": 16}  # folds 0-1: 4 + 4 subjects x 4 cells
+    assert summary["val"]["subjects"] == 4 and summary["val"]["subjects_known"] is True
+    splits = pd.read_csv(run_dir / "splits.csv")
+    val = splits[splits["split"] == "val"]
+    assert set(val["dataset_split"]) == {"fold_2"}
+    assert not set(val["subject"]) & set(splits.loc[splits["split"] == "train", "subject"])
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    weights = {k[len("model.") :]: v for k, v in best["state_dict"].items() if k.startswith("model.")}
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, weights[key]), key  # model.safetensors = the best checkpoint
+
+
+def test_metrics_json_matches_evaluate_on_val(run_dir: Path, cache_dir: Path) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["split"] == "val" and metrics["n"] == 16
+    assert 0.0 <= metrics["weighted_f1"] <= 1.0
+    result = run_cli("evaluate", str(run_dir), "--split", "val", "--json", "--cache-dir", str(cache_dir))
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluated = json.loads(result.stdout)
+    assert evaluated["n"] == 16
+    assert evaluated["weighted_f1"] == pytest.approx(metrics["weighted_f1"])
+    assert evaluated["training_overlap"]["files"] == 0
+
+
+def test_evaluate_dataset_split_writes_report(
+    run_dir: Path, cells_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval"
+    args = ["evaluate", str(run_dir), "--data", str(cells_dir), "--split", "fold_0", "--json"]
+    result = run_cli(*args, "--out", str(out), "--cache-dir", str(cache_dir))
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads(result.stdout)
+    assert {"weighted_f1", "accuracy", "n", "roc_auc", "confusion_matrix"} <= set(metrics)
+    assert metrics["n"] == 16 and metrics["training_overlap"]["files"] == 16  # fold_0 was training data
+    for name in ("metrics.json", "confusion_matrix.png", "roc.png", "predictions.csv"):
+        assert (out / name).is_file(), name
+    assert len(pd.read_csv(out / "predictions.csv")) == 16
+
+
+def _one_line_error(result: object) -> str:
+    assert result.returncode == 2, result.stderr[-2000:]  # type: ignore[attr-defined]
+    assert "Traceback" not in result.stderr  # type: ignore[attr-defined]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]  # type: ignore[attr-defined]
+    assert len(lines) == 1, result.stderr  # type: ignore[attr-defined]
+    return lines[0]
+
+
+def test_missing_data_folder_is_one_line(tmp_path: Path, cache_dir: Path) -> None:
+    line = _one_line_error(run_cli("train", *tiny_flags(tmp_path / "nowhere", tmp_path / "run", cache_dir)))
+    assert "dataset not found" in line and "nowhere" in line
+
+
+def test_one_class_only_is_one_line(tmp_path: Path, cache_dir: Path) -> None:
+    data = write_cnmc(tmp_path / "onlyall", {"1": 0, "2": 1, "3": 2})
+    line = _one_line_error(run_cli("train", *tiny_flags(data, tmp_path / "run", cache_dir)))
+    assert "one class" in line
+
+
+def test_existing_run_and_bad_resume_are_one_line(
+    run_dir: Path, cells_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    line = _one_line_error(run_cli("train", *tiny_flags(cells_dir, run_dir, cache_dir)))
+    assert "already holds a run" in line
+    line = _one_line_error(run_cli("train", "--resume", str(tmp_path)))
+    assert "resume" in line
