@@ -1,0 +1,126 @@
+"""Tiny datasets and one shared cross-validation whose fold runs double as ensemble members."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from leukoscope.config import RunConfig
+
+TINY = {
+    "preprocess.image_size": 48,
+    "train.epochs": 1,
+    "train.batch_size": 8,
+    "train.max_steps_per_epoch": 2,
+    "train.progress": False,
+    "optim.lr": 1e-3,
+}
+
+
+@pytest.fixture(scope="session")
+def cnmc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """C-NMC layout: 9 subjects x 4 cells in the three official folds + 8 preliminary-test images."""
+    from leukoscope.data.synth import write_cnmc_synth
+
+    root = tmp_path_factory.mktemp("exp") / "cnmc"
+    write_cnmc_synth(root, subjects=9, cells_per_subject=4, size=96, seed=1, difficulty=0.2, prelim=8)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg(cache_dir: Path) -> Any:
+    def make(data: Path | str, **extra: Any) -> RunConfig:
+        return RunConfig().override(TINY | {"data.data": str(data), "data.cache_dir": str(cache_dir)} | extra)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def folder_set(cnmc: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same kind of cells as an image folder (one sub-folder per class): no subjects known."""
+    from leukoscope.data import read_dataset
+
+    root = tmp_path_factory.mktemp("folder") / "cells"
+    table = read_dataset(cnmc)
+    for row in table[table["split"].str.startswith("fold_")].itertuples():
+        target = root / row.label / Path(row.path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(row.path, target)
+    return root
+
+
+@pytest.fixture(scope="session")
+def prelim_manifest(cnmc: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The preliminary-test images (in no fold) as a validation manifest for ensembles and calibration."""
+    from leukoscope.data import read_dataset
+
+    table = read_dataset(cnmc)
+    path = tmp_path_factory.mktemp("val") / "val.csv"
+    table[table["split"] == "prelim"][["path", "label", "subject"]].to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cv_cnmc(cnmc: Path, tiny_cfg: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    from leukoscope.experiments.cv import run_cv
+
+    out = tmp_path_factory.mktemp("cv") / "cnmc"
+    return run_cv(tiny_cfg(cnmc), 3, out, tta="flips", bootstrap=50), out
+
+
+@pytest.fixture
+def member_runs(cv_cnmc: tuple[dict, Path], tmp_path: Path) -> list[Path]:
+    """Copies of two fold runs (tests may change their cards)."""
+    _, out = cv_cnmc
+    runs = []
+    for f in (0, 1):
+        target = tmp_path / f"member_{f}"
+        shutil.copytree(out / f"fold_{f}", target, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+        runs.append(target)
+    return runs
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def open_in_chromium(report: Path) -> tuple[list[str], list[bool], list[str]]:
+    """(console errors, per-image loaded flags, requested URLs) of `report` in headless Chromium."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make browser installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright's Python API is not installed")
+    problems: list[str] = []
+    requests: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+        loaded = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
+        browser.close()
+    return problems, loaded, requests

@@ -1,0 +1,161 @@
+"""Ensembles: three methods, weights fitted on validation, MC dropout, TTA, specs that load like a model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leukoscope.errors import ConfigError
+from leukoscope.experiments._data import cached_images, labelled_table
+from leukoscope.experiments.ensemble import (
+    Ensemble,
+    Member,
+    build_ensemble,
+    combine,
+    fit_weights,
+    is_ensemble_spec,
+    load_ensemble,
+    member_confidence,
+    new_spec,
+)
+from leukoscope.infer.tta import tta_views
+from leukoscope.models.card import ModelCard
+
+
+def _member_probs(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Member 0 is informative, member 1 is noise: fitted weights must prefer member 0."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    good = np.clip(0.5 + (y - 0.5) * 0.6 + rng.normal(0, 0.15, n), 0.01, 0.99)
+    noise = rng.uniform(0.01, 0.99, n)
+    probs = np.stack([np.stack([1 - p, p], axis=1) for p in (good, noise)])
+    return probs, y
+
+
+@pytest.mark.parametrize("objective", ["log-loss", "f1"])
+def test_fitted_weights_prefer_the_informative_member(objective: str) -> None:
+    probs, y = _member_probs()
+    w = fit_weights(probs, y, objective)
+    assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
+    assert w[0] > 0.75
+
+
+def test_combination_rules() -> None:
+    probs = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.5, 0.5], [0.6, 0.4]]])  # (M=2, N=2, C=2)
+    assert np.allclose(combine(probs), probs.mean(axis=0))
+    assert np.allclose(combine(probs, np.array([1.0, 0.0])), probs[0])
+    per_image = np.array([[1.0, 0.0], [0.0, 1.0]])  # image 0 trusts member 0, image 1 member 1
+    assert np.allclose(combine(probs, per_image), [probs[0, 0], probs[1, 1]])
+    steady = np.tile([[0.8, 0.2]], (5, 1, 1))  # (T=5, N=1, C=2): samples agree
+    shaky = np.array([[[0.9, 0.1]], [[0.3, 0.7]], [[0.8, 0.2]], [[0.2, 0.8]], [[0.7, 0.3]]])
+    for kind in ("inverse-variance", "entropy"):
+        assert member_confidence(steady, kind)[0] > member_confidence(shaky, kind)[0]
+
+
+def _preprocessed(val: Path, card: ModelCard, cache_dir: Path) -> np.ndarray:
+    images, ok = cached_images(labelled_table(val, card.class_names), card.preprocess, cache_dir)
+    assert ok.all()
+    return np.array(images)
+
+
+def test_mean_ensemble_is_the_mean_of_members(
+    member_runs: list[Path], prelim_manifest: Path, cache_dir: Path
+) -> None:
+    summary = build_ensemble(
+        member_runs, prelim_manifest, member_runs[0].parent / "ens", cache_dir=str(cache_dir)
+    )
+    spec_path = Path(summary["spec"])
+    assert is_ensemble_spec(spec_path) and is_ensemble_spec(spec_path.parent)
+    assert not is_ensemble_spec(member_runs[0])
+    saved = json.loads(spec_path.read_text())
+    assert saved["method"] == "mean" and all(not Path(m).is_absolute() for m in saved["members"])
+    ens = load_ensemble(spec_path)
+    images = _preprocessed(prelim_manifest, ens.card, cache_dir)
+    members = [Member(r, ens.card.class_names).predict(images) for r in member_runs]
+    assert np.allclose(ens.predict_arrays(images), np.mean(members, axis=0), atol=1e-6)
+    table = labelled_table(prelim_manifest, ens.card.class_names)
+    assert np.allclose(
+        ens.predict_table(table, cache_dir=str(cache_dir)), ens.predict_arrays(images), atol=1e-6
+    )
+    assert ens.card.class_names == ["all", "hem"] and ens.card.num_classes == 2
+    assert (spec_path.parent / "report.html").is_file()
+
+
+def test_weighted_and_threshold_fitted_on_validation(
+    member_runs: list[Path], prelim_manifest: Path, cache_dir: Path
+) -> None:
+    out = member_runs[0].parent / "weighted"
+    summary = build_ensemble(
+        member_runs, prelim_manifest, out, method="weighted", threshold="max-f1", cache_dir=str(cache_dir)
+    )
+    assert summary["weights"] is not None and sum(summary["weights"]) == pytest.approx(1.0)
+    ens = load_ensemble(out)
+    assert ens.spec.weights == pytest.approx(summary["weights"])
+    assert ens.card.threshold == pytest.approx(summary["threshold"])
+    images = _preprocessed(prelim_manifest, ens.card, cache_dir)
+    members = np.stack([Member(r, ens.card.class_names).predict(images) for r in member_runs])
+    expected = np.tensordot(np.asarray(summary["weights"]), members, axes=1)
+    assert np.allclose(ens.predict_arrays(images), expected, atol=1e-5)
+
+
+def test_mc_dropout_inserts_dropout_and_is_seeded(
+    member_runs: list[Path], prelim_manifest: Path, cache_dir: Path
+) -> None:
+    out = member_runs[0].parent / "mc"
+    summary = build_ensemble(
+        member_runs, prelim_manifest, out, method="mc-dropout", mc_samples=4, cache_dir=str(cache_dir)
+    )
+    assert any("inserted Dropout(p=0.2)" in n for n in summary["notes"])
+    ens = load_ensemble(out)
+    images = _preprocessed(prelim_manifest, ens.card, cache_dir)
+    first = ens.predict_arrays(images)
+    assert np.allclose(first, ens.predict_arrays(images))  # seeded: the same answer twice
+    assert np.allclose(first.sum(axis=1), 1.0, atol=1e-5)
+    samples = [ens.members[0].predict(images) for _ in range(3)]  # dropout really is active
+    assert not np.allclose(samples[0], samples[1])
+    plain = Member(member_runs[0], ens.card.class_names)
+    assert np.allclose(plain.predict(images), plain.predict(images))  # and only in MC mode
+
+
+def test_tta_is_the_mean_over_views(member_runs: list[Path], prelim_manifest: Path, cache_dir: Path) -> None:
+    spec = new_spec(member_runs, "mean")
+    ens = Ensemble(spec, [Member(m, spec.class_names) for m in spec.members])
+    images = _preprocessed(prelim_manifest, ens.card, cache_dir)
+    manual = np.mean([ens.predict_arrays(v) for v in tta_views(images, "flips")], axis=0)
+    assert np.allclose(ens.predict_arrays(images, tta="flips"), manual, atol=1e-5)
+    assert not np.allclose(ens.predict_arrays(images, tta="d8"), ens.predict_arrays(images), atol=1e-7)
+
+
+def test_members_with_different_preprocessing(member_runs: list[Path], prelim_manifest: Path) -> None:
+    from leukoscope.data.images import read_image
+    from leukoscope.preprocess.pipeline import preprocess_image
+
+    card = ModelCard.load(member_runs[1])
+    card.preprocess.image_size = 64  # the backbone pools globally, so another input size still runs
+    card.save(member_runs[1])
+    spec = new_spec(member_runs, "mean")
+    ens = Ensemble(spec, [Member(m, spec.class_names) for m in spec.members])
+    assert not ens.shared_preprocess
+    table = labelled_table(prelim_manifest, ens.card.class_names)
+    rgbs = [read_image(p) for p in table["path"]]
+    with pytest.raises(ConfigError, match="preprocess images differently"):
+        ens.predict_arrays(np.stack([preprocess_image(r, ens.card.preprocess) for r in rgbs]))
+    probs = ens.predict_images(rgbs)
+    per_member = [
+        m.predict(np.stack([preprocess_image(r, m.card.preprocess) for r in rgbs])) for m in ens.members
+    ]
+    assert np.allclose(probs, np.mean(per_member, axis=0), atol=1e-6)
+
+
+def test_validation_on_a_test_split_is_refused(
+    member_runs: list[Path], prelim_manifest: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    test_csv = tmp_path / "test.csv"
+    pd.read_csv(prelim_manifest).assign(split="test").to_csv(test_csv, index=False)
+    with pytest.raises(ConfigError, match="test split"):
+        build_ensemble(member_runs, test_csv, tmp_path / "x")

@@ -1,0 +1,34 @@
+"""The ISBI submission: numeric order, one 0/1 line per image, zipped."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from leukoscope.errors import DataError
+from leukoscope.experiments.submission import PREDICT_NAME, labels_to_01, write_isbi_submission
+
+
+def test_numeric_order_not_lexicographic(tmp_path) -> None:
+    stems = [1, 10, 2, 3, 4, 5, 6, 7, 8, 9, 11, 100]
+    paths = [f"/data/C-NMC_test_final_phase_data/{n}.bmp" for n in stems]
+    labels = [n % 2 for n in stems]  # odd numbers are ALL
+    out = write_isbi_submission(paths, labels, tmp_path / "sub.zip")
+    with zipfile.ZipFile(out) as zf:
+        assert zf.namelist() == [PREDICT_NAME]
+        lines = zf.read(PREDICT_NAME).decode().splitlines()
+    expected_order = sorted(stems)
+    assert lines == [str(n % 2) for n in expected_order]
+    assert lines[:3] == ["1", "0", "1"]  # 1, 2, 3 — not 1, 10, 100
+
+
+def test_labels_and_errors(tmp_path) -> None:
+    assert labels_to_01(["all", "hem", "ALL"]) == [1, 0, 1]
+    with pytest.raises(DataError, match="numerically named"):
+        write_isbi_submission(["a.bmp"], [1], tmp_path / "x.zip")
+    with pytest.raises(DataError, match="share the number"):
+        write_isbi_submission(["1.bmp", "x/1.bmp"], [1, 0], tmp_path / "x.zip")
+    with pytest.raises(DataError, match="0 or 1"):
+        write_isbi_submission(["1.bmp"], [2], tmp_path / "x.zip")
+    assert not (tmp_path / "x.zip").exists()
