@@ -41,7 +41,7 @@ def test_tiny_demo(tmp_path: Path) -> None:
     assert float(printed.group(1)) == pytest.approx(metrics["weighted_f1"], abs=5e-5)
     assert "example predictions" in first.stderr
 
-    stamp = out / "data" / "synth.json"
+    stamp = out / "data" / ".synth.json"
     made = stamp.stat().st_mtime_ns
     second = _demo(out)
     assert second.returncode == 0, second.stderr[-3000:]

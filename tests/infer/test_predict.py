@@ -177,3 +177,42 @@ def test_predict_runs_an_ensemble_spec(model_dir: Path, predictor: Predictor, tm
         assert row.probabilities == pytest.approx(
             predict_paths(predictor, [image], workers=0)[0].probabilities
         )
+
+
+def test_isbi_submission_in_numeric_order(
+    model_dir: Path,
+    predictor: Predictor,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import zipfile
+
+    from leukoscope.cli.main import run
+
+    folder = tmp_path / "C-NMC_test_final_phase_data"
+    paths = [write_image(folder / f"{n}.bmp", cell_image(n)) for n in (1, 2, 10, 11, 3)]
+    out = tmp_path / "sub.zip"
+    result = runner.invoke(app, ["predict", str(model_dir), str(folder), "--submission", "isbi", "--out",
+                                 str(out), "--workers", "0", "--precision", "fp32"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as zf:
+        lines = zf.read("isbi_valid.predict").decode().splitlines()
+    by_number = sorted(predict_paths(predictor, paths, workers=0), key=lambda r: int(Path(r.path).stem))
+    assert lines == ["1" if r.predicted == "all" else "0" for r in by_number]
+
+    write_image(folder / "4.bmp", cell_image(4)).write_bytes(b"broken")
+    argv = [
+        "predict",
+        str(model_dir),
+        str(folder),
+        "--submission",
+        "isbi",
+        "--out",
+        str(tmp_path / "bad.zip"),
+    ]
+    monkeypatch.setattr(sys, "argv", ["leukoscope", *argv, "--workers", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        run()
+    assert exit_info.value.code == 2 and not (tmp_path / "bad.zip").exists()
+    assert "no submission was written" in capsys.readouterr().err

@@ -100,13 +100,33 @@ def test_evaluate_dataset_split_writes_report(
     run_dir: Path, cells_dir: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "eval"
-    args = ["evaluate", str(run_dir), "--data", str(cells_dir), "--split", "fold_0", "--json"]
+    args = [
+        "evaluate",
+        str(run_dir),
+        "--data",
+        str(cells_dir),
+        "--split",
+        "fold_0",
+        "--json",
+        "--tta",
+        "flips",
+    ]
+    args += ["--bootstrap", "20"]
     result = run_cli(*args, "--out", str(out), "--cache-dir", str(cache_dir))
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(result.stdout)
     assert {"weighted_f1", "accuracy", "n", "roc_auc", "confusion_matrix"} <= set(metrics)
     assert metrics["n"] == 16 and metrics["training_overlap"]["files"] == 16  # fold_0 was training data
-    for name in ("metrics.json", "confusion_matrix.png", "roc.png", "predictions.csv"):
+    assert metrics["tta"] == "flips" and metrics["bootstrap"]["roc_auc"]["n_boot"] == 20
+    assert "ece" in metrics["calibration"]
+    for name in (
+        "metrics.json",
+        "confusion_matrix.png",
+        "roc.png",
+        "reliability.png",
+        "report.html",
+        "predictions.csv",
+    ):
         assert (out / name).is_file(), name
     assert len(pd.read_csv(out / "predictions.csv")) == 16
 

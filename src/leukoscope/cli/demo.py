@@ -18,7 +18,7 @@ import typer
 from leukoscope.cli._common import console
 from leukoscope.errors import DataError
 
-DATA_STAMP = "synth.json"
+DATA_STAMP = ".synth.json"  # hidden: `data check` lists it as a non-image file otherwise
 
 
 def demo_config(

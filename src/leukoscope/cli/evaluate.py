@@ -14,7 +14,7 @@ SUMMARY_KEYS = ("weighted_f1", "accuracy", "balanced_accuracy", "roc_auc", "subj
 
 def evaluate(
     run_dir: Path = typer.Argument(
-        ..., help="A run directory made by `leukoscope train` (or a model folder)."
+        ..., help="A run directory, an ensemble spec (ensemble.json) or an exported .onnx file."
     ),
     data: str | None = typer.Option(None, "--data", help="Dataset to read the split from."),
     split: str | None = typer.Option(
@@ -26,14 +26,20 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     precision: str = typer.Option("auto", "--precision", help="auto, bf16 or fp32."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
+    tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, flips or d8."),
+    bootstrap: int = typer.Option(
+        0, "--bootstrap", min=0, help="Subject-level bootstrap resamples for CIs of weighted F1 and AUC."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="auto, torch or onnx."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
     cache_dir: str | None = typer.Option(None, "--cache-dir", help="Preprocessing cache folder."),
 ) -> None:
-    """Write metrics.json, confusion_matrix.png, roc.png and predictions.csv for one split."""
+    """Write metrics.json, report.html, predictions.csv and the confusion / ROC / reliability plots."""
     from leukoscope.evaluate.run import evaluate_model
 
     metrics = evaluate_model(
         run_dir, data, split, out, cache_dir=cache_dir, precision=precision, batch_size=batch_size,
-        progress=not as_json,
+        progress=not as_json, tta=tta, bootstrap=bootstrap, backend=backend, seed=seed,
     )  # fmt: skip
     if as_json:
         print_json({k: v for k, v in metrics.items() if k not in ("per_subject",)})
@@ -44,12 +50,17 @@ def evaluate(
 def print_summary(metrics: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from leukoscope.evaluate.bootstrap import format_ci
+
     table = Table(title=f"{metrics['split']} split: {metrics['n']} images", show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in SUMMARY_KEYS:
         value = metrics.get(key)
         table.add_row(key, "n/a" if value is None else f"{value:.4f}")
+    table.add_row("ECE (top-label)", f"{metrics['calibration']['ece']:.4f}")
+    for key, ci in (metrics.get("bootstrap") or {}).items():
+        table.add_row(f"{key} {100 * ci['level']:.0f}% CI (x100)", format_ci(ci))
     console.print(table)
     overlap = metrics.get("training_overlap") or {}
     if overlap.get("files") or overlap.get("subjects"):
@@ -57,7 +68,7 @@ def print_summary(metrics: dict[str, Any]) -> None:
             f"[bold yellow]warning:[/] {overlap['files']} files / {overlap['subjects']} subjects of this "
             "split were in training: this is not a held-out score"
         )
-    console.print(f"outputs: {metrics['out']}")
+    console.print(f"outputs: {metrics['out']} (open report.html)")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,11 @@ import typer
 
 from leukoscope.cli._common import console
 
-MODEL_HELP = "A run directory / model folder (model_card.json + model.safetensors) or an exported .onnx file."
+MODEL_HELP = (
+    "A run directory / model folder (model_card.json + model.safetensors), an ensemble spec (ensemble.json) "
+    "or an exported .onnx file."
+)
+SUBMISSION_FORMATS = ("isbi",)
 
 
 def predict(
@@ -16,7 +20,12 @@ def predict(
     paths: list[str] = typer.Argument(
         ..., help="Image files, folders (searched recursively) or glob patterns."
     ),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write predictions to .csv or .json (atomic)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write predictions to .csv or .json (atomic); with --submission, a .zip."
+    ),
+    submission: str | None = typer.Option(
+        None, "--submission", help="isbi: also write the C-NMC 2019 challenge's zip (isbi_valid.predict)."
+    ),
     tta: str = typer.Option(
         "none", help="Test-time augmentation: none | flips | d8 (probabilities averaged)."
     ),
@@ -35,6 +44,9 @@ def predict(
     from leukoscope.infer.tta import check_mode
 
     check_mode(tta)
+    zip_out = _submission_path(submission, out)
+    if zip_out is not None and out is not None and out.suffix.lower() == ".zip":
+        out = None
     if out is not None and out.suffix.lower() not in OUTPUT_SUFFIXES:
         from leukoscope.errors import ConfigError
 
@@ -51,11 +63,44 @@ def predict(
         _print_table(results, names)
     else:
         write_predictions(results, names, out)
+    if zip_out is not None:
+        write_submission(results, predictor.card, zip_out)
+        out = zip_out if out is None else out
     where = f" -> {out}" if out else ""
     console.print(
         f"{len(results)} image(s), {failed} unreadable · {predictor.model_id} on "
         f"{predictor.backend} {predictor.precision}{where}"
     )
+
+
+def _submission_path(submission: str | None, out: Path | None) -> Path | None:
+    """Where the challenge zip goes: --out when it ends in .zip, else isbi_submission.zip beside --out."""
+    if submission is None:
+        return None
+    if submission not in SUBMISSION_FORMATS:
+        from leukoscope.errors import ConfigError
+
+        raise ConfigError(f"unknown submission format {submission!r}", hint="use --submission isbi")
+    if out is not None and out.suffix.lower() == ".zip":
+        return out
+    return (out.parent if out is not None else Path.cwd()) / "isbi_submission.zip"
+
+
+def write_submission(results: list, card: object, zip_out: Path) -> None:
+    """Every image must have a prediction: a challenge file with a hole would be misaligned."""
+    from leukoscope.errors import DataError
+    from leukoscope.experiments.submission import labels_to_01, write_isbi_submission
+
+    failed = [r for r in results if r.error]
+    if failed:
+        raise DataError(
+            f"{len(failed)} image(s) could not be read, so no submission was written ({failed[0].error})",
+            path=failed[0].path,
+            hint="every test image needs a prediction; replace or re-download the unreadable files",
+        )
+    positive = getattr(card, "positive_class", None) or "all"
+    labels = labels_to_01([r.predicted for r in results], positive=positive)
+    write_isbi_submission([r.path for r in results], labels, zip_out)
 
 
 def _print_table(results: list, class_names: list[str]) -> None:

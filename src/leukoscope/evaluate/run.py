@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leukoscope._io import atomic_path, write_json
+from leukoscope._io import atomic_path
 from leukoscope.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -31,34 +31,72 @@ def evaluate_model(
     precision: str = "auto",
     batch_size: int = 64,
     progress: bool = False,
+    tta: str = "none",
+    bootstrap: int = 0,
+    backend: str = "auto",
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Score the model in `model_dir` on `split` of `data` (or of its own splits.csv); returns metrics.
 
+    `model_dir`: a run directory, an ensemble spec or an exported `.onnx` file (anything `predict` takes).
     `split`: one of the dataset's own splits (C-NMC `prelim`, `fold_0`...), the run's `val` / `train` /
     `test` (from splits.csv; `data` may then be None), or `all` (every labelled image; the default).
-    Outputs go to `out` (default `model_dir/eval-<split>/`).
+    `bootstrap` > 0 adds subject-level bootstrap CIs for weighted F1 and AUC.
+    Outputs go to `out` (default `model_dir/eval-<split>/`, beside the file for `.onnx`/`.json`).
     """
-    from leukoscope.models.card import load_model
+    from leukoscope.infer.predictor import load_predictor
+    from leukoscope.infer.tta import check_mode
 
+    check_mode(tta)
     model_dir = Path(model_dir)
-    model, card = load_model(model_dir)
+    predictor = load_predictor(model_dir, backend=backend, precision=precision)
+    card = predictor.card
     name = split or "all"
-    rows = select_rows(model_dir, data, name)
+    run_dirs = member_dirs(model_dir, predictor)
+    rows = select_rows(run_dirs[0] if len(run_dirs) == 1 else model_dir, data, name)
     rows = labelled_rows(rows, card.class_names, name)
-    images, rows = cached_images(rows, card.preprocess, cache_dir, progress)
-    probs = predict(model, card, images, precision, batch_size)
+    probs, rows = predict_rows(predictor, rows, cache_dir, progress, tta, batch_size)
     metrics = score(rows, probs, card)
     metrics |= {
         "split": name,
         "data": str(data) if data else None,
         "model_dir": str(model_dir),
-        "model_id": card.model_id,
-        "training_overlap": training_overlap(model_dir, rows),
+        "model_id": predictor.model_id,
+        "backend": predictor.backend,
+        "precision": predictor.precision,
+        "tta": tta,
+        "training_overlap": training_overlap(run_dirs, rows),
     }
-    out_dir = Path(out) if out is not None else model_dir / f"eval-{name}"
-    write_outputs(out_dir, metrics, rows, probs, card)
+    metrics |= calibration(rows, probs, card)
+    if bootstrap:
+        metrics["bootstrap"] = bootstrap_intervals(rows, probs, card, bootstrap, seed)
+    folder = model_dir if model_dir.is_dir() else model_dir.parent
+    out_dir = Path(out) if out is not None else folder / f"eval-{name}"
+    write_outputs(out_dir, metrics, rows, probs, card, run_dirs)
     metrics["out"] = str(out_dir)
     return metrics
+
+
+def member_dirs(model_path: Path, predictor: Any) -> list[Path]:
+    """The run directories behind a model: itself, an ensemble's members, or none for a bare .onnx file."""
+    members = getattr(predictor, "members", None)
+    if members is not None:
+        return [Path(m.path) for m in members]
+    folder = model_path if model_path.is_dir() else model_path.parent
+    return [folder] if (folder / "splits.csv").is_file() or model_path.is_dir() else []
+
+
+def predict_rows(
+    predictor: Any, rows: pd.DataFrame, cache_dir: str | None, progress: bool, tta: str, batch_size: int
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Probabilities for every row (NaN where unreadable), through the preprocessing cache."""
+    if getattr(predictor, "shared_preprocess", True) is False:  # an ensemble of differently sized members
+        probs, conf, ok = predictor.table_members(rows, tta, cache_dir)
+        combined = predictor.combine(probs, conf).astype(np.float32)
+        combined[~ok] = np.nan
+        return combined, rows.assign(ok=ok)
+    images, rows = cached_images(rows, predictor.card.preprocess, cache_dir, progress)
+    return predict(predictor, images, batch_size, tta), rows
 
 
 def read_run_splits(model_dir: Path) -> pd.DataFrame | None:
@@ -136,16 +174,14 @@ def cached_images(
     return cache.array, rows
 
 
-def predict(model: Any, card: Any, images: np.ndarray, precision: str, batch_size: int) -> np.ndarray:
+def predict(predictor: Any, images: np.ndarray, batch_size: int, tta: str = "none") -> np.ndarray:
     """Probabilities in card.class_names order for every row (NaN where the image was unreadable)."""
-    from leukoscope.infer.engine import InferenceEngine
+    from leukoscope.infer.tta import tta_predict
 
-    engine = InferenceEngine(model, card, precision=precision)
-    probs = np.full((len(images), card.num_classes), np.nan, dtype=np.float32)
+    probs = np.full((len(images), predictor.card.num_classes), np.nan, dtype=np.float32)
     for start in range(0, len(images), batch_size):
-        probs[start : start + batch_size] = engine.predict_arrays(
-            np.array(images[start : start + batch_size])
-        )  # a writable copy
+        batch = np.array(images[start : start + batch_size])  # a writable copy of the memory map
+        probs[start : start + batch_size] = tta_predict(predictor.predict_arrays, batch, tta)
     return probs
 
 
@@ -167,12 +203,12 @@ def score(rows: pd.DataFrame, probs: np.ndarray, card: Any) -> dict[str, Any]:
     return metrics
 
 
-def training_overlap(model_dir: Path, rows: pd.DataFrame) -> dict[str, int]:
-    """Files and (known) subjects of this split that the model trained on: non-zero = not a clean test."""
-    run_splits = read_run_splits(model_dir)
-    if run_splits is None:
+def training_overlap(run_dirs: list[Path], rows: pd.DataFrame) -> dict[str, int]:
+    """Files and (known) subjects of this split that the model (any member) trained on: non-zero = leak."""
+    trained = [s[s["split"] == "train"] for d in run_dirs if (s := read_run_splits(d)) is not None]
+    if not trained:
         return {"files": 0, "subjects": 0, "checked": 0}
-    train = run_splits[run_splits["split"] == "train"]
+    train = pd.concat(trained)
     files = int(rows["path"].isin(set(train["path"])).sum())
     known = rows[rows["subject_known"].astype(bool)] if "subject_known" in rows else rows.iloc[:0]
     train_subjects = set(train.loc[train["subject_known"], "subject"])
@@ -182,21 +218,60 @@ def training_overlap(model_dir: Path, rows: pd.DataFrame) -> dict[str, int]:
     return {"files": files, "subjects": subjects, "checked": 1}
 
 
-def write_outputs(
-    out_dir: Path, metrics: dict[str, Any], rows: pd.DataFrame, probs: np.ndarray, card: Any
-) -> None:
+def _scored(rows: pd.DataFrame, probs: np.ndarray, card: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ok mask, class indices, probabilities) of the readable rows."""
     from leukoscope.evaluate.metrics import label_indices
-    from leukoscope.evaluate.plots import plot_confusion_matrix, plot_roc
+
+    ok = rows["ok"].to_numpy(bool)
+    return ok, label_indices(rows["label"].astype(str).to_numpy()[ok], card.class_names), probs[ok]
+
+
+def calibration(rows: pd.DataFrame, probs: np.ndarray, card: Any) -> dict[str, Any]:
+    """ECE / MCE / Brier: how far the probabilities can be taken at face value."""
+    from leukoscope.evaluate.calibration import calibration_summary
+    from leukoscope.evaluate.metrics import positive_index
+
+    _, y, p = _scored(rows, probs, card)
+    return {"calibration": calibration_summary(y, p, positive_index(card.class_names, card.positive_class))}
+
+
+def bootstrap_intervals(
+    rows: pd.DataFrame, probs: np.ndarray, card: Any, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Resampling whole subjects (cells of one patient are not independent) where subjects are known."""
+    from leukoscope.evaluate.bootstrap import bootstrap_ci
+    from leukoscope.evaluate.metrics import positive_index
+
+    ok, y, p = _scored(rows, probs, card)
+    known = bool(rows["subject_known"].astype(bool).all()) if "subject_known" in rows else False
+    subjects = rows["subject"].astype(str).to_numpy()[ok] if known else None
+    return bootstrap_ci(
+        y, p, subjects, n_boot=n_boot, seed=seed, threshold=card.threshold if card.num_classes == 2 else 0.5,
+        positive_index=positive_index(card.class_names, card.positive_class),
+    )  # fmt: skip
+
+
+def write_outputs(
+    out_dir: Path,
+    metrics: dict[str, Any],
+    rows: pd.DataFrame,
+    probs: np.ndarray,
+    card: Any,
+    run_dirs: list[Path],
+) -> None:
+    """predictions.csv, the figures, metrics.json and a self-contained report.html."""
+    from leukoscope.evaluate.metrics import label_indices
+    from leukoscope.experiments.reporting import evaluation_figures
     from leukoscope.infer.engine import predicted_labels
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    ok = rows["ok"].to_numpy(bool)
+    ok, y, p = _scored(rows, probs, card)
     title = f"{card.backbone} on {metrics['split']} (n={metrics['n']})"
-    plot_confusion_matrix(
-        metrics["confusion_matrix"], card.class_names, out_dir / "confusion_matrix.png", title
-    )
-    y = label_indices(rows["label"].astype(str).to_numpy()[ok], card.class_names)
-    plot_roc(y, probs[ok], card.class_names, out_dir / "roc.png", card.positive_class, title)
+    figures = evaluation_figures(out_dir, y, p, card.class_names, metrics["positive_class"],
+                                 metrics["threshold"] or 0.5, title)  # fmt: skip
+    for run_dir in run_dirs:
+        if (run_dir / "curves.png").is_file():
+            figures[f"training curves ({run_dir.name})"] = run_dir / "curves.png"
     table = rows[["path", "label", "subject"]].copy()
     table["predicted"] = ""
     table.loc[ok, "predicted"] = predicted_labels(probs[ok], card)
@@ -204,4 +279,25 @@ def write_outputs(
         table[f"p_{name}"] = probs[:, i]
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False)
-    write_json(out_dir / "metrics.json", metrics)
+    pred = label_indices(table.loc[ok, "predicted"].astype(str).to_numpy(), card.class_names)
+    write_evaluation_report(out_dir, metrics, figures, table[ok], y, p, pred, card)
+
+
+def write_evaluation_report(
+    out_dir: Path, metrics: dict[str, Any], figures: dict[str, Path], table: pd.DataFrame,
+    y: np.ndarray, probs: np.ndarray, pred: np.ndarray, card: Any,
+) -> Path:  # fmt: skip
+    from leukoscope.evaluate.report import confident_errors, write_report
+
+    notes = []
+    overlap = metrics["training_overlap"]
+    if overlap.get("files") or overlap.get("subjects"):
+        notes.append(f"{overlap['files']} files / {overlap['subjects']} subjects of this split were in "
+                     "training: this is not a held-out score.")  # fmt: skip
+    if not metrics.get("subjects_known"):
+        from leukoscope.experiments.reporting import UNKNOWN_SUBJECTS
+
+        notes.append(UNKNOWN_SUBJECTS)
+    errors = confident_errors(table["path"].astype(str).tolist(), y, probs, card.class_names, pred)
+    title = f"{card.backbone} on {metrics['split']}: weighted F1 {100 * metrics['weighted_f1']:.2f}"
+    return write_report(out_dir, metrics, figures, errors, title, notes=notes)
