@@ -167,3 +167,31 @@ def test_unwritable_cache_root_is_one_clear_data_error(tmp_path, sources):
     with pytest.raises(DataError, match="cannot write the preprocessing cache") as info:
         PreprocessCache(blocker / "cache").load(sources, CFG)
     assert "LEUKOSCOPE_CACHE" in str(info.value)
+
+
+def _rss_file_kib() -> int | None:
+    status = Path("/proc/self/status")
+    if not status.is_file():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    return None
+
+
+def test_release_pages_drops_memmap_pages_from_rss(tmp_path: Path) -> None:
+    """A read-only memmap read end to end stops counting towards RSS, and still reads the same bytes."""
+    from leukoscope.preprocess.cache import release_pages
+
+    if _rss_file_kib() is None:
+        pytest.skip("needs Linux /proc/self/status (RssFile)")
+    data = np.random.default_rng(0).integers(0, 255, (64, 512, 512, 3), dtype=np.uint8)  # 48 MiB
+    np.save(tmp_path / "images.npy", data)
+    array = np.load(tmp_path / "images.npy", mmap_mode="r")
+    assert int(array.sum(dtype=np.int64)) == int(data.sum(dtype=np.int64))  # touches every page
+    before = _rss_file_kib()
+    assert release_pages(array)
+    after = _rss_file_kib()
+    assert before - after > 40 * 1024, (before, after)
+    assert np.array_equal(array[7], data[7])
+    assert not release_pages(data)  # an in-memory array has no pages to give back

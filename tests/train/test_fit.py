@@ -157,3 +157,18 @@ def test_existing_run_and_bad_resume_are_one_line(
     assert "already holds a run" in line
     line = _one_line_error(run_cli("train", "--resume", str(tmp_path)))
     assert "resume" in line
+
+
+def test_deterministic_runs_repeat_exactly(cells_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    weights = []
+    for name in ("a", "b"):
+        flags = tiny_flags(cells_dir, tmp_path / name, cache_dir)
+        result = run_cli("train", *flags, "--deterministic", "--seed", "3")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert yaml.safe_load((tmp_path / name / "config.yaml").read_text())["train"]["deterministic"]
+        weights.append(load_file(str(tmp_path / name / "model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key

@@ -77,6 +77,9 @@ def train(
     max_steps_per_epoch: int | None = typer.Option(None, "--max-steps-per-epoch", min=1),
     cache_dir: str | None = typer.Option(None, "--cache-dir", help="Preprocessing cache folder."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs only)."),
+    deterministic: bool = typer.Option(
+        False, "--deterministic", help="Deterministic algorithms: repeatable runs, somewhat slower."
+    ),
 ) -> None:
     """Fine-tune a classifier; writes a run directory with the best model, curves and metrics."""
     from leukoscope.cli._common import build_config
@@ -93,6 +96,8 @@ def train(
     )  # fmt: skip
     if no_progress:
         flags["train.progress"] = False
+    if deterministic:
+        flags["train.deterministic"] = True
     if resume is not None:
         saved = resume / "config.yaml"
         if not saved.is_file():

@@ -125,3 +125,30 @@ def plot_training_curves(history: Any, path: str | Path, title: str = "") -> Pat
 
 def _split_name(split: str) -> str:
     return {"train": "training", "val": "validation"}[split]
+
+
+def evaluation_figures(
+    plots_dir: Path,
+    y: np.ndarray,
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    positive_class: str | None,
+    threshold: float,
+    title: str = "",
+) -> dict[str, Path]:
+    """Confusion matrix, ROC and reliability diagram PNGs (written to `plots_dir`)."""
+    from sklearn.metrics import confusion_matrix
+
+    from leukoscope.evaluate.bootstrap import predict_indices
+    from leukoscope.evaluate.calibration import reliability_diagram
+
+    pos = list(class_names).index(positive_class) if positive_class else 1
+    pred = predict_indices(probs, threshold, pos)
+    cm = confusion_matrix(y, pred, labels=list(range(len(class_names))))
+    figures = {
+        "confusion matrix": plot_confusion_matrix(cm, class_names, plots_dir / "confusion_matrix.png", title),
+        "ROC": plot_roc(y, probs, class_names, plots_dir / "roc.png", positive_class, title),
+    }
+    reliability_diagram(y, probs, plots_dir / "reliability.png", title=f"{title} reliability".strip())
+    figures["reliability diagram"] = plots_dir / "reliability.png"
+    return figures

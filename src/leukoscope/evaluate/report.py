@@ -22,6 +22,10 @@ from leukoscope._io import write_json, write_text
 REPORT_NAME = "report.html"
 METRICS_NAME = "metrics.json"
 THUMB_SIZE = 112
+UNKNOWN_SUBJECTS = (
+    "Subjects are unknown for these images: each image is its own subject, so folds/splits cannot rule out "
+    "images of the same patient on both sides; scores may be optimistic."
+)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;

@@ -261,7 +261,7 @@ def write_outputs(
 ) -> None:
     """predictions.csv, the figures, metrics.json and a self-contained report.html."""
     from leukoscope.evaluate.metrics import label_indices
-    from leukoscope.experiments.reporting import evaluation_figures
+    from leukoscope.evaluate.plots import evaluation_figures
     from leukoscope.infer.engine import predicted_labels
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -295,7 +295,7 @@ def write_evaluation_report(
         notes.append(f"{overlap['files']} files / {overlap['subjects']} subjects of this split were in "
                      "training: this is not a held-out score.")  # fmt: skip
     if not metrics.get("subjects_known"):
-        from leukoscope.experiments.reporting import UNKNOWN_SUBJECTS
+        from leukoscope.evaluate.report import UNKNOWN_SUBJECTS
 
         notes.append(UNKNOWN_SUBJECTS)
     errors = confident_errors(table["path"].astype(str).tolist(), y, probs, card.class_names, pred)

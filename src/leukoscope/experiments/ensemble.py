@@ -527,8 +527,8 @@ def _write_ensemble_report(
     out: Path, ens: Ensemble, summary: dict[str, Any], table: Any, y: np.ndarray, probs: np.ndarray
 ) -> Path:
     from leukoscope.evaluate.bootstrap import predict_indices
-    from leukoscope.evaluate.report import confident_errors, write_report
-    from leukoscope.experiments.reporting import UNKNOWN_SUBJECTS, evaluation_figures
+    from leukoscope.evaluate.plots import evaluation_figures
+    from leukoscope.evaluate.report import UNKNOWN_SUBJECTS, confident_errors, write_report
 
     card = ens.card
     figures = evaluation_figures(

@@ -11,6 +11,7 @@ import numpy as np
 
 from leukoscope.config import PreprocessConfig
 from leukoscope.errors import ConfigError
+from leukoscope.preprocess.cache import release_pages
 
 
 def compute_mean_std(
@@ -36,6 +37,7 @@ def compute_mean_std(
         total += mean.ravel() * pixels
         total_sq += (std.ravel() ** 2 + mean.ravel() ** 2) * pixels
         count += pixels
+        release_pages(array)  # streamed: the pages read so far leave this process's RSS
     mean = total / count
     var = np.maximum(total_sq / count - mean**2, 0.0)
     return _triple(mean / 255.0), _triple(np.sqrt(var) / 255.0)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from leukoscope.config import PreprocessConfig, RunConfig
+from leukoscope.preprocess.cache import release_pages
 from leukoscope.train.balance import oversample_indices, sample_weights
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class TrainingData:
         return np.bincount(self.labels(split), minlength=len(self.class_names)).astype(int).tolist()
 
 
+RELEASE_EVERY = 256  # images read between drops of the memmap's pages from RSS (they stay page-cached)
+
+
 class CachedCells(Dataset):
     """`(image tensor, class index)` for chosen rows of the cache (rows may repeat: oversampling).
 
@@ -71,6 +75,9 @@ class CachedCells(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        self._reads = getattr(self, "_reads", 0) + 1
+        if self._reads % RELEASE_EVERY == 0:
+            release_pages(self.images)  # keeps RSS to what training needs, not the whole cache
         return self.transform(np.asarray(self.images[self.rows[i]])), int(self.labels[i])
 
     def __getstate__(self) -> dict[str, Any]:
