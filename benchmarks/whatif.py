@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 from torch import nn
@@ -64,11 +63,3 @@ def train_step_seconds(backbone: str, size: int, batch: int, steps: int, dw_fp32
         step()
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
-
-
-def frozen_bf16(model: nn.Module, example: torch.Tensor) -> Any:
-    """The model traced and frozen under bf16 autocast, channels_last."""
-    model = model.eval().requires_grad_(False).to(memory_format=torch.channels_last)
-    example = example.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        return torch.jit.freeze(torch.jit.trace(model, example, check_trace=False))

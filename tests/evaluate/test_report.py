@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import cv2
@@ -13,18 +12,6 @@ import pytest
 from leukoscope.evaluate.calibration import reliability_diagram
 from leukoscope.evaluate.metrics import compute_metrics
 from leukoscope.evaluate.report import confident_errors, write_report
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _report(tmp_path: Path) -> Path:
@@ -61,23 +48,9 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_report_opens_in_headless_chromium(tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed (make browser installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright's Python API is not installed")
-    report = _report(tmp_path)
-    problems: list[str] = []
-    requests: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(report.as_uri())
-        page.wait_for_load_state("load")
-        loaded = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
-        title = page.title()
-        browser.close()
+    from chromium_page import open_file
+
+    problems, loaded, requests, title = open_file(_report(tmp_path))
     assert problems == []
     assert title == "Test <report>"
     assert loaded and all(loaded)

@@ -285,3 +285,16 @@ def test_serving_an_onnx_export(serve_model_dir: Path, tmp_path: Path) -> None:
         assert got == pytest.approx(expected, abs=1e-4)
         asked = c.post("/api/v1/predict", params={"explain": "true"}, files={"file": ("a.png", PNG)})
         assert "PyTorch model" in _error(asked, 400)
+
+
+@pytest.mark.slow
+def test_compiled_model_serves_the_same_class(serve_model_dir: Path) -> None:
+    answers = []
+    for compile in (False, True):
+        settings = ServeSettings(compile=compile, precision="fp32")  # fp32: compiled must match to 1e-4
+        with TestClient(create_app(serve_model_dir, settings)) as c:
+            answers.append(c.post("/api/v1/predict", files={"file": ("a.png", PNG)}).json())
+    plain, compiled = answers
+    assert compiled["class"] == plain["class"]
+    for name, p in plain["probabilities"].items():
+        assert compiled["probabilities"][name] == pytest.approx(p, abs=1e-4)

@@ -7,25 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from chromium_page import CHROMIUM, CHROMIUM_ARGS, SKIP_REASON
 from infer.helpers import cell_image, write_image
-
-CHROMIUM = Path(os.environ.get("LEUKOSCOPE_CHROMIUM", "/usr/bin/chromium"))
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (Debian's chromium package; `make browser`)"
-    ),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=SKIP_REASON),
 ]
 
 
@@ -37,7 +24,7 @@ def test_upload_shows_class_bars_and_heatmap(live_server: str, tmp_path: Path) -
     bad.write_text("not an image")
     problems: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page()
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)

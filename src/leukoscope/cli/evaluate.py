@@ -32,6 +32,11 @@ def evaluate(
     ),
     backend: str = typer.Option("auto", "--backend", help="auto, torch or onnx."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    compile: bool = typer.Option(
+        False,
+        "--compile",
+        help="torch.compile the model (fastest on long runs; ~10 s to compile per batch shape).",
+    ),
     cache_dir: str | None = typer.Option(None, "--cache-dir", help="Preprocessing cache folder."),
 ) -> None:
     """Write metrics.json, report.html, predictions.csv and the confusion / ROC / reliability plots."""
@@ -39,7 +44,7 @@ def evaluate(
 
     metrics = evaluate_model(
         run_dir, data, split, out, cache_dir=cache_dir, precision=precision, batch_size=batch_size,
-        progress=not as_json, tta=tta, bootstrap=bootstrap, backend=backend, seed=seed,
+        progress=not as_json, tta=tta, bootstrap=bootstrap, backend=backend, seed=seed, compile=compile,
     )  # fmt: skip
     if as_json:
         print_json({k: v for k, v in metrics.items() if k not in ("per_subject",)})

@@ -19,6 +19,11 @@ TTA = typer.Option("none", "--tta", help="Test-time augmentation for scoring: no
 JSON = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 VAL_SPLIT = typer.Option(None, "--val-split", help="Use only this split of --val (e.g. fold_2).")
 BOOTSTRAP = typer.Option(0, "--bootstrap", min=0, help="Subject-level bootstrap resamples for CIs (0: none).")
+IMAGE_SIZE = typer.Option(None, "--image-size", min=8)
+EPOCHS = typer.Option(None, "--epochs", min=1)
+MAX_STEPS = typer.Option(None, "--max-steps-per-epoch", min=1, help="Cap on steps per epoch (smoke runs).")
+LIMIT = typer.Option(None, "--limit-per-class", min=1, help="Use at most this many images per class.")
+CACHE_DIR = typer.Option(None, "--cache-dir", help="Preprocessing cache folder.")
 
 
 def _train_flags(**flags: Any) -> dict[str, Any]:
@@ -42,15 +47,15 @@ def cv(
     backbone: str | None = typer.Option(None, "--backbone"),
     weights: str | None = typer.Option(None, "--weights", help="hub | bundled | none | a file."),
     loss: str | None = typer.Option(None, "--loss"),
-    epochs: int | None = typer.Option(None, "--epochs", min=1),
-    image_size: int | None = typer.Option(None, "--image-size", min=8),
+    epochs: int | None = EPOCHS,
+    image_size: int | None = IMAGE_SIZE,
     batch_size: int | None = typer.Option(None, "--batch-size", min=1),
     lr: float | None = typer.Option(None, "--lr"),
     classes: str | None = typer.Option(None, "--classes", help="Comma-separated classes, e.g. all,hem."),
     positive_class: str | None = typer.Option(None, "--positive-class", help="Two classes: the sigmoid's."),
-    max_steps_per_epoch: int | None = typer.Option(None, "--max-steps-per-epoch", min=1),
+    max_steps_per_epoch: int | None = MAX_STEPS,
     seed: int | None = typer.Option(None, "--seed"),
-    cache_dir: str | None = typer.Option(None, "--cache-dir"),
+    cache_dir: str | None = CACHE_DIR,
     tta: str = TTA,
     bootstrap: int = BOOTSTRAP,
     as_json: bool = JSON,
@@ -120,11 +125,11 @@ def table2(
         None, "--losses", help="Subset, e.g. bce,focal_hinge (default: all 5)."
     ),
     backbones: str | None = typer.Option(None, "--backbones", help="Override the scale's two backbones."),
-    image_size: int | None = typer.Option(None, "--image-size", min=8),
-    epochs: int | None = typer.Option(None, "--epochs", min=1),
-    max_steps_per_epoch: int | None = typer.Option(None, "--max-steps-per-epoch", min=1),
-    limit_per_class: int | None = typer.Option(None, "--limit-per-class", min=1),
-    cache_dir: str | None = typer.Option(None, "--cache-dir"),
+    image_size: int | None = IMAGE_SIZE,
+    epochs: int | None = EPOCHS,
+    max_steps_per_epoch: int | None = MAX_STEPS,
+    limit_per_class: int | None = LIMIT,
+    cache_dir: str | None = CACHE_DIR,
     tta: str = TTA,
     as_json: bool = JSON,
 ) -> None:
@@ -152,11 +157,11 @@ def gamma(
     out: Path = typer.Option(Path("runs/gamma"), "--out", "-o"),
     gammas: str = typer.Option("1,1.5,2,3,4", "--gammas", help="Focal hinge gamma values (> 0.5)."),
     backbones: str | None = typer.Option(None, "--backbones", help="Default: the scale's two backbones."),
-    image_size: int | None = typer.Option(None, "--image-size", min=8),
-    epochs: int | None = typer.Option(None, "--epochs", min=1),
-    max_steps_per_epoch: int | None = typer.Option(None, "--max-steps-per-epoch", min=1),
-    limit_per_class: int | None = typer.Option(None, "--limit-per-class", min=1),
-    cache_dir: str | None = typer.Option(None, "--cache-dir"),
+    image_size: int | None = IMAGE_SIZE,
+    epochs: int | None = EPOCHS,
+    max_steps_per_epoch: int | None = MAX_STEPS,
+    limit_per_class: int | None = LIMIT,
+    cache_dir: str | None = CACHE_DIR,
     tta: str = TTA,
     as_json: bool = JSON,
 ) -> None:
@@ -227,7 +232,7 @@ def ensemble(
     val_split: str | None = VAL_SPLIT,
     tta: str = TTA,
     bootstrap: int = BOOTSTRAP,
-    cache_dir: str | None = typer.Option(None, "--cache-dir"),
+    cache_dir: str | None = CACHE_DIR,
     as_json: bool = JSON,
 ) -> None:
     """Combine trained runs into one ensemble spec (ensemble.json) usable wherever a model is."""
@@ -261,7 +266,7 @@ def calibrate(
     ),
     bins: int = typer.Option(15, "--bins", min=2, help="Equal-width bins for ECE."),
     val_split: str | None = VAL_SPLIT,
-    cache_dir: str | None = typer.Option(None, "--cache-dir"),
+    cache_dir: str | None = CACHE_DIR,
     as_json: bool = JSON,
 ) -> None:
     """Fit temperature scaling (and a threshold) on validation data; store them in the model card."""

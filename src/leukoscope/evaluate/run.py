@@ -35,6 +35,7 @@ def evaluate_model(
     bootstrap: int = 0,
     backend: str = "auto",
     seed: int = 0,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Score the model in `model_dir` on `split` of `data` (or of its own splits.csv); returns metrics.
 
@@ -49,7 +50,7 @@ def evaluate_model(
 
     check_mode(tta)
     model_dir = Path(model_dir)
-    predictor = load_predictor(model_dir, backend=backend, precision=precision)
+    predictor = load_predictor(model_dir, backend=backend, precision=precision, compile=compile)
     card = predictor.card
     name = split or "all"
     run_dirs = member_dirs(model_dir, predictor)

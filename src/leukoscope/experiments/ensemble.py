@@ -146,7 +146,9 @@ def _relative(member: str, base: Path) -> str:
 class Member:
     """One trained run behind `InferenceEngine`, its outputs reordered to the ensemble's class order."""
 
-    def __init__(self, path: str | Path, class_names: Sequence[str], precision: str = "auto") -> None:
+    def __init__(
+        self, path: str | Path, class_names: Sequence[str], precision: str = "auto", compile: bool = False
+    ) -> None:
         from leukoscope.infer.engine import InferenceEngine
         from leukoscope.models.card import load_model
 
@@ -159,7 +161,7 @@ class Member:
             )
         self.path = str(path)
         self.card = card
-        self.engine = InferenceEngine(model, card, precision=precision)
+        self.engine = InferenceEngine(model, card, precision=precision, compile=compile)
         self.order = [card.class_names.index(c) for c in class_names]
         self.mc_note = ""
 
@@ -170,6 +172,7 @@ class Member:
         """Put only dropout layers in training mode; insert one in the head when the model has none."""
         from torch import nn
 
+        self.engine.use_eager()  # a compiled graph would not see the dropout layers change
         model = self.engine.model
         drops = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0]
         if not drops:
@@ -398,10 +401,10 @@ def _shared_preprocess(members: list[Member]) -> bool:
     return all(deterministic_fields(m.card.preprocess) == first for m in members[1:])
 
 
-def load_ensemble(path: str | Path, precision: str = "auto") -> Ensemble:
+def load_ensemble(path: str | Path, precision: str = "auto", *, compile: bool = False) -> Ensemble:
     """An `Ensemble` from an `ensemble.json` (or the folder holding it)."""
     spec, _ = read_spec(path)
-    return Ensemble(spec, [Member(m, spec.class_names, precision) for m in spec.members])
+    return Ensemble(spec, [Member(m, spec.class_names, precision, compile) for m in spec.members])
 
 
 def new_spec(run_dirs: Sequence[str | Path], method: str = "mean", **options: Any) -> EnsembleSpec:

@@ -7,6 +7,8 @@ temperature and the two-class sigmoid convention are applied in exactly one plac
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,6 +18,7 @@ from leukoscope.errors import ConfigError, ModelError
 from leukoscope.models.card import ModelCard
 
 PRECISIONS = ("auto", "bf16", "fp32")
+log = logging.getLogger(__name__)
 
 
 def cpu_supports_bf16() -> bool:
@@ -74,6 +77,8 @@ class InferenceEngine:
         precision: str = "auto",
         channels_last: bool = True,
         device: torch.device | str | None = None,
+        compile: bool = False,
+        batch_size: int = 32,
     ) -> None:
         pre = card.preprocess
         if pre.mean is None or pre.std is None:
@@ -85,6 +90,9 @@ class InferenceEngine:
         self.model = model.eval().to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.batch_size = batch_size
+        self.compiled = compile
+        self._forward = self._compile() if compile else self.model
         self._mean = torch.tensor(pre.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(pre.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1) * 255.0
 
@@ -105,24 +113,58 @@ class InferenceEngine:
         else:
             yield
 
+    def _compile(self) -> torch.nn.Module:
+        """torch.compile with frozen weights: batch norm folded and activations fused into the convolutions.
+
+        About 2.5x eager bf16 on CPU for EfficientNets, for ~10 s of compilation per batch shape; shapes
+        are static, so partial batches are padded to `batch_size` (see `predict_arrays`).
+        """
+        return torch.compile(self.model, dynamic=False)
+
+    def use_eager(self) -> None:
+        """Run the plain module from now on (e.g. after changing it: MC dropout puts layers in train mode)."""
+        self.compiled, self._forward = False, self.model
+
     @torch.inference_mode()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for an already normalised NCHW batch."""
+        if self.compiled:
+            return self._compiled_logits(x)
         with self._autocast():
             return self.model(x).float()
+
+    def _compiled_logits(self, x: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config as inductor
+
+        start = time.perf_counter()
+        try:
+            with inductor.patch(freezing=True), self._autocast():
+                out = self._forward(x).float()
+        except Exception as exc:  # no C++ compiler, unsupported op...: eager still gives the same answer
+            log.warning("torch.compile failed (%s); running eager instead", str(exc).splitlines()[0][:200])
+            self.use_eager()
+            return self.logits(x)
+        if (elapsed := time.perf_counter() - start) > 2:
+            log.info("compiled the model for batch shape %s in %.1f s", tuple(x.shape), elapsed)
+        return out
 
     def predict_tensor(self, x: torch.Tensor) -> np.ndarray:
         return logits_to_probs(self.logits(x), self.card).cpu().numpy()
 
-    def predict_arrays(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    def predict_arrays(self, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Probabilities (N, num_classes) for preprocessed uint8 images (N, S, S, 3)."""
         images = np.asarray(images)
         if images.ndim == 3:
             images = images[None]
         if len(images) == 0:
             return np.zeros((0, self.card.num_classes), dtype=np.float32)
-        out = [
-            self.predict_tensor(self.to_input(images[i : i + batch_size]))
-            for i in range(0, len(images), batch_size)
-        ]
+        size = batch_size or self.batch_size
+        out = [self._predict_chunk(images[i : i + size], size) for i in range(0, len(images), size)]
         return np.concatenate(out).astype(np.float32)
+
+    def _predict_chunk(self, chunk: np.ndarray, size: int) -> np.ndarray:
+        """A compiled model keeps to two shapes (1 and `size`): other batch sizes are zero-padded."""
+        n = len(chunk)
+        if self.compiled and 1 < n < size:
+            chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), dtype=chunk.dtype)])
+        return self.predict_tensor(self.to_input(chunk))[:n]

@@ -50,13 +50,15 @@ class TorchPredictor:
 
     backend = "torch"
 
-    def __init__(self, model: Any, card: ModelCard, *, model_id: str, precision: str = "auto") -> None:
+    def __init__(
+        self, model: Any, card: ModelCard, *, model_id: str, precision: str = "auto", compile: bool = False
+    ) -> None:
         from leukoscope.infer.engine import InferenceEngine
 
         self.model = model
         self.card = card
         self.model_id = model_id
-        self.engine = InferenceEngine(model, card, precision=precision)
+        self.engine = InferenceEngine(model, card, precision=precision, compile=compile)
         self.precision = self.engine.precision
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
@@ -121,14 +123,19 @@ class ModelFormat:
     """How to recognise a saved model and which backends can run it (the first is the default)."""
 
     matches: Callable[[Path], bool]
-    loaders: dict[str, Callable[[Path, str], Predictor]]
+    loaders: dict[str, Callable[[Path, str, bool], Predictor]]  # (path, precision, compile)
 
 
 MODEL_FORMATS: Registry[ModelFormat] = Registry("model format")
 
 
-def load_predictor(path: str | Path, *, backend: str = "auto", precision: str = "auto") -> Predictor:
-    """The predictor for a run directory (torch, or onnx exported in memory) or an exported `.onnx` file."""
+def load_predictor(
+    path: str | Path, *, backend: str = "auto", precision: str = "auto", compile: bool = False
+) -> Predictor:
+    """The predictor for a run directory (torch, or onnx exported in memory), an ensemble or a `.onnx` file.
+
+    `compile`: torch.compile the PyTorch model(s) (fastest for long batches; ~10 s to compile).
+    """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
     path = Path(path)
@@ -145,7 +152,9 @@ def load_predictor(path: str | Path, *, backend: str = "auto", precision: str = 
                 path=path,
                 hint=f"use --backend {' or '.join(fmt.loaders)}",
             )
-        return fmt.loaders[chosen](path, precision)
+        if compile and chosen != "torch":
+            raise ConfigError("--compile applies to the torch backend only", hint="drop --compile for onnx")
+        return fmt.loaders[chosen](path, precision, compile)
     raise ModelError(
         "not a LeukoScope model",
         path=path,
@@ -158,12 +167,14 @@ def _is_model_dir(path: Path) -> bool:
     return (folder / CARD_NAME).is_file() and path.suffix.lower() != ".onnx"
 
 
-def _load_torch(path: Path, precision: str) -> Predictor:
+def _load_torch(path: Path, precision: str, compile: bool = False) -> Predictor:
     from leukoscope.models.card import load_model
 
     model, card = load_model(path)
     folder = path if path.is_dir() else path.parent
-    return TorchPredictor(model, card, model_id=card.model_id or folder.name, precision=precision)
+    return TorchPredictor(
+        model, card, model_id=card.model_id or folder.name, precision=precision, compile=compile
+    )
 
 
 def _check_fp32(precision: str) -> None:
@@ -173,12 +184,12 @@ def _check_fp32(precision: str) -> None:
         )
 
 
-def _load_onnx_file(path: Path, precision: str) -> Predictor:
+def _load_onnx_file(path: Path, precision: str, compile: bool = False) -> Predictor:
     _check_fp32(precision)
     return OnnxPredictor(path)
 
 
-def _load_dir_as_onnx(path: Path, precision: str) -> Predictor:
+def _load_dir_as_onnx(path: Path, precision: str, compile: bool = False) -> Predictor:
     """Export in memory so a run directory can be checked on onnxruntime without a separate export step."""
     from leukoscope.infer.export import export_onnx_bytes
     from leukoscope.models.card import load_model
@@ -196,10 +207,10 @@ def _is_ensemble(path: Path) -> bool:
     return is_ensemble_spec(path)
 
 
-def _load_ensemble(path: Path, precision: str) -> Predictor:
+def _load_ensemble(path: Path, precision: str, compile: bool = False) -> Predictor:
     from leukoscope.experiments.ensemble import load_ensemble
 
-    return load_ensemble(path, precision)
+    return load_ensemble(path, precision, compile=compile)
 
 
 # Checked in name order: "ensemble" (a folder with ensemble.json and no card, or such a .json file),

@@ -38,6 +38,7 @@ class ServeSettings:
     backend: str = "auto"
     precision: str = "auto"
     tta: str = "none"
+    compile: bool = False  # torch.compile the model (the CLI compiles it before serving)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -80,7 +81,9 @@ class ModelService:
 
     @classmethod
     def load(cls, model_path: str | Path, settings: ServeSettings) -> ModelService:
-        predictor = load_predictor(model_path, backend=settings.backend, precision=settings.precision)
+        predictor = load_predictor(
+            model_path, backend=settings.backend, precision=settings.precision, compile=settings.compile
+        )
         return cls(predictor, settings)
 
     @property
