@@ -137,13 +137,15 @@ def run(settings: Settings, out_dir: Path) -> tuple[list[Figure], dict[str, Any]
         sources = [
             (train_doc, f"{backbone} @{size} train images/s", "train", "bf16", "fp32"),
             (infer_doc, f"{backbone} @{size} torch bf16 batch 32", "forward", "bf16", "fp32"),
+            (infer_doc, f"{backbone} @{size} torch bf16 compiled batch 32", "forward", "bf16", None),
         ]
         for doc, fig_name, kind, prec, base_prec in sources:
             value, baseline, cpu = _rate(doc, fig_name)
             if value is None:
                 continue
-            for who, rate, p in (("leukoscope", value, prec), ("baseline", baseline, base_prec)):
-                if rate is None:
+            who_label = "leukoscope compiled" if "compiled" in fig_name else "leukoscope"
+            for who, rate, p in ((who_label, value, prec), ("baseline", baseline, base_prec)):
+                if rate is None or p is None:  # the compiled row shares its fp32 baseline with the eager one
                     continue
                 achieved = rate * fl[kind] / 1e9
                 figures.append(
