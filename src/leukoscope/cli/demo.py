@@ -159,9 +159,11 @@ def write_summary(
             "model": str(run_dir / "model.safetensors"),
             "model_card": str(run_dir / "model_card.json"),
             "curves": str(run_dir / "curves.png"),
+            "report": str(Path(metrics["out"]) / "report.html"),
             "metrics": str(Path(metrics["out"]) / "metrics.json"),
             "confusion_matrix": str(Path(metrics["out"]) / "confusion_matrix.png"),
             "roc": str(Path(metrics["out"]) / "roc.png"),
+            "reliability": str(Path(metrics["out"]) / "reliability.png"),
             "predictions": str(Path(metrics["out"]) / "predictions.csv"),
         },
     }
