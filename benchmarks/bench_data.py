@@ -184,14 +184,14 @@ def run(settings: Settings, out_dir: Path) -> tuple[list[Figure], dict[str, Any]
     )
     met = rss is not None and rss < RSS_LIMIT_GIB
     note = (
-        f"{run}; ru_maxrss peak {phases}; it counts the memmap pages the run touched (cache {cache_gib:.2f} "
+        f"{run}; VmHWM peak {phases}; it counts the memmap pages the run touched (cache {cache_gib:.2f} "
         f"GiB), which are clean file pages the kernel drops under memory pressure; whole tree PSS "
         f"{res['tree_pss_gib']:.2f} GiB"
     )
     figures.append(
         Figure(
             "data",
-            "peak RSS, 1-epoch training (largest process, ru_maxrss)",
+            "peak RSS, 1-epoch training (largest process, VmHWM)",
             rss,
             "GiB",
             target=f"< {RSS_LIMIT_GIB:.0f} GiB",

@@ -4,9 +4,12 @@ RSS splits into anonymous memory (heap, tensors: what a run really needs) and fi
 memmap cache, shared libraries: clean pages the kernel drops and re-reads under memory pressure); both
 peaks are sampled from /proc/<pid>/status.
 
-Peak RSS comes from `os.wait4` (the kernel's ru_maxrss: the largest single process of the tree, file-backed
-memmap pages included). The tree's total is sampled from /proc/<pid>/smaps_rollup as PSS, which splits
-pages shared between processes (DataLoader workers, DDP ranks, one memmap) instead of counting them twice.
+Peak RSS is the largest VmHWM (the resident high-water mark of a process's own address space, file-backed
+memmap pages included) sampled over the tree. Not `ru_maxrss`: Linux carries the parent's high-water mark
+through fork + exec, so a child of a large benchmark process would report the parent's peak
+(`ru_maxrss_gib` is kept beside it for reference). The tree's total is sampled from
+/proc/<pid>/smaps_rollup as PSS, which splits pages shared between processes (DataLoader workers, DDP
+ranks, one memmap) instead of counting them twice.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def run_measured(
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     peak = {"tree_pss_kib": 0, "tree_rss_kib": 0, "tree_anon_kib": 0, "main_anon_kib": 0, "main_file_kib": 0}
+    peak["hwm_kib"] = 0
     stop = threading.Event()
 
     def sample() -> None:
@@ -64,6 +68,7 @@ def run_measured(
             peak["tree_anon_kib"] = max(peak["tree_anon_kib"], sum(_status_kib(p, "RssAnon") for p in pids))
             peak["main_anon_kib"] = max(peak["main_anon_kib"], _status_kib(proc.pid, "RssAnon"))
             peak["main_file_kib"] = max(peak["main_file_kib"], _status_kib(proc.pid, "RssFile"))
+            peak["hwm_kib"] = max([peak["hwm_kib"], *(_status_kib(p, "VmHWM") for p in pids)])
             stop.wait(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -91,7 +96,8 @@ def run_measured(
     return {
         "rc": rc,
         "seconds": time.perf_counter() - t0,
-        "max_rss_gib": (rusage.ru_maxrss / 2**20) if rusage else None,
+        "max_rss_gib": peak["hwm_kib"] / 2**20 if peak["hwm_kib"] else None,
+        "ru_maxrss_gib": (rusage.ru_maxrss / 2**20) if rusage else None,
         "tree_pss_gib": peak["tree_pss_kib"] / 2**20,
         "tree_rss_gib": peak["tree_rss_kib"] / 2**20,
         "anon_gib": peak["main_anon_kib"] / 2**20,  # sampled peak RssAnon of the main process

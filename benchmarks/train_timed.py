@@ -7,6 +7,7 @@ other ranks by running this same command line, so every rank is timed the same w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -95,9 +96,13 @@ class StepTimer(pl.Callback):
 
 
 def _maxrss_gib() -> float:
-    """This process's peak resident memory so far (Linux reports KiB)."""
+    """This process's peak resident memory so far: VmHWM (ru_maxrss would include the parent's peak)."""
     import resource
 
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 

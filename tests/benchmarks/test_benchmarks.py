@@ -95,6 +95,18 @@ def test_peak_rss_of_a_subprocess(tmp_path: Path) -> None:
     assert res["tree_pss_gib"] > 0.25
 
 
+def test_peak_rss_is_the_childs_own_not_its_parents(tmp_path: Path) -> None:
+    """ru_maxrss would report this test process's 1 GiB for a child that never used it."""
+    import numpy as np
+
+    ballast = np.ones(2**30 // 8)  # resident in the parent when it forks
+    code = "import time\ntime.sleep(0.3)\n"
+    res = run_measured([sys.executable, "-c", code], log_path=tmp_path / "log.txt", interval=0.05)
+    assert ballast[-1] == 1.0
+    assert res["max_rss_gib"] < 0.3
+    assert res["ru_maxrss_gib"] > 0.9  # the artefact the sampled high-water mark avoids
+
+
 @pytest.mark.slow
 def test_every_benchmark_runs_tiny(tmp_path: Path) -> None:
     out, work = tmp_path / "results", tmp_path / "work"
