@@ -95,9 +95,9 @@ def test_cli_writes_csv_and_json(model_dir: Path, mixed: dict[str, Path], tmp_pa
 
 
 def test_cli_table_without_out(model_dir: Path, mixed: dict[str, Path]) -> None:
-    result = runner.invoke(
-        app, ["predict", str(model_dir), str(mixed["good0"]), str(mixed["empty"]), "--tta", "flips"]
-    )
+    args = ["predict", str(model_dir), str(mixed["good0"]), str(mixed["empty"]), "--tta", "flips"]
+    # wide enough that rich does not fold a long temporary path in the middle of a file name
+    result = runner.invoke(app, args, env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     assert "good0.png" in result.stdout and "empty file" in result.stdout
     assert "p_all" in result.stdout

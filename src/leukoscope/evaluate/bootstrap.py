@@ -14,16 +14,9 @@ from typing import Any
 import numpy as np
 
 from leukoscope.errors import ConfigError, DataError
+from leukoscope.evaluate.metrics import decide
 
 BOOTSTRAP_METRICS = ("weighted_f1", "roc_auc", "accuracy", "balanced_accuracy")
-
-
-def predict_indices(probs: np.ndarray, threshold: float = 0.5, positive_index: int = 1) -> np.ndarray:
-    """Two classes: threshold on P(positive); more: argmax (the same rule as inference)."""
-    probs = np.asarray(probs)
-    if probs.shape[1] == 2:
-        return np.where(probs[:, positive_index] >= threshold, positive_index, 1 - positive_index)
-    return probs.argmax(axis=1)
 
 
 def metric_value(
@@ -76,7 +69,7 @@ def bootstrap_ci(
     if n_boot < 1:
         raise ConfigError(f"--bootstrap must be at least 1, got {n_boot}")
     groups = _subject_groups(subjects, len(y))
-    pred = predict_indices(probs, threshold, positive_index)
+    pred = decide(probs, threshold, positive_index)
     rng = np.random.default_rng(seed)
     samples = {m: np.full(n_boot, np.nan) for m in metrics}
     for b in range(n_boot):

@@ -39,10 +39,15 @@ def label_indices(y_true: Sequence[Any] | np.ndarray, class_names: Sequence[str]
 def predict_indices(
     probs: np.ndarray, class_names: Sequence[str], threshold: float = 0.5, positive_class: str | None = None
 ) -> np.ndarray:
+    """`decide` with the positive class given by name."""
+    return decide(probs, threshold, positive_index(class_names, positive_class))
+
+
+def decide(probs: np.ndarray, threshold: float = 0.5, positive_index: int = 1) -> np.ndarray:
     """Two classes: P(positive) >= threshold; N classes: argmax (the threshold does not apply)."""
-    if len(class_names) == 2:
-        pos = positive_index(class_names, positive_class)
-        return np.where(probs[:, pos] >= threshold, pos, 1 - pos)
+    probs = np.asarray(probs)
+    if probs.shape[1] == 2:
+        return np.where(probs[:, positive_index] >= threshold, positive_index, 1 - positive_index)
     return probs.argmax(axis=1)
 
 

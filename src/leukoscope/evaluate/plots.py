@@ -139,11 +139,11 @@ def evaluation_figures(
     """Confusion matrix, ROC and reliability diagram PNGs (written to `plots_dir`)."""
     from sklearn.metrics import confusion_matrix
 
-    from leukoscope.evaluate.bootstrap import predict_indices
     from leukoscope.evaluate.calibration import reliability_diagram
+    from leukoscope.evaluate.metrics import decide
 
     pos = list(class_names).index(positive_class) if positive_class else 1
-    pred = predict_indices(probs, threshold, pos)
+    pred = decide(probs, threshold, pos)
     cm = confusion_matrix(y, pred, labels=list(range(len(class_names))))
     figures = {
         "confusion matrix": plot_confusion_matrix(cm, class_names, plots_dir / "confusion_matrix.png", title),

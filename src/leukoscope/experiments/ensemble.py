@@ -257,7 +257,8 @@ def _simplex_grid(m: int, step: float) -> np.ndarray:
 def _grid_f1_weights(
     member_probs: np.ndarray, y: np.ndarray, threshold: float, positive_index: int
 ) -> np.ndarray:
-    from leukoscope.evaluate.bootstrap import metric_value, predict_indices
+    from leukoscope.evaluate.bootstrap import metric_value
+    from leukoscope.evaluate.metrics import decide
 
     m = len(member_probs)
     if m > 5:
@@ -267,7 +268,7 @@ def _grid_f1_weights(
     best, best_key = uniform, (-1.0, 0.0)
     for w in grid:
         probs = np.tensordot(w, member_probs, axes=1)
-        f1 = metric_value("weighted_f1", y, probs, predict_indices(probs, threshold, positive_index))
+        f1 = metric_value("weighted_f1", y, probs, decide(probs, threshold, positive_index))
         key = (round(f1, 12), -float(np.abs(w - uniform).sum()))  # ties: the most even weights
         if key > best_key:
             best, best_key = w, key
@@ -529,7 +530,7 @@ def _member_f1(labels: np.ndarray, probs: np.ndarray, card: ModelCard, class_nam
 def _write_ensemble_report(
     out: Path, ens: Ensemble, summary: dict[str, Any], table: Any, y: np.ndarray, probs: np.ndarray
 ) -> Path:
-    from leukoscope.evaluate.bootstrap import predict_indices
+    from leukoscope.evaluate.metrics import decide
     from leukoscope.evaluate.plots import evaluation_figures
     from leukoscope.evaluate.report import UNKNOWN_SUBJECTS, confident_errors, write_report
 
@@ -537,7 +538,7 @@ def _write_ensemble_report(
     figures = evaluation_figures(
         out / "plots", y, probs, card.class_names, card.positive_class, card.threshold, "ensemble (val)"
     )
-    pred = predict_indices(probs, card.threshold, card.positive_index)
+    pred = decide(probs, card.threshold, card.positive_index)
     errors = confident_errors(list(table["path"]), y, probs, card.class_names, pred)
     notes = [
         f"Ensemble method {ens.spec.method}; weights and threshold were fitted on this validation set, "
