@@ -19,8 +19,10 @@ from leukoscope.errors import ConfigError
 
 CropMode = Literal["cell", "center", "none"]
 NormalizeMode = Literal["dataset", "backbone"]
-BalanceMode = Literal["none", "oversample", "sampler"]
+BalanceMode = Literal["none", "oversample", "class_weight"]
 Precision = Literal["auto", "bf16", "16", "32"]
+Optimizer = Literal["adam", "adamw", "sgd"]
+Scheduler = Literal["none", "cosine", "plateau"]
 
 
 @dataclass
@@ -28,27 +30,25 @@ class PreprocessConfig:
     """Deterministic per-image steps; their output (uint8, size x size) is what the cache stores."""
 
     crop: CropMode = "cell"  # cell: tight box of non-black pixels; center: centre-cell crop; none
-    image_size: int = 224
+    image_size: int = 224  # not in the paper: the ImageNet size of DenseNet201
     black_threshold: int = 15  # a pixel is background when max(R,G,B) <= this (C-NMC: cell on black)
-    center_fraction: float = (
-        0.7  # crop="center": side of the centred square, as a fraction of the shorter side
-    )
-    clahe: bool = False  # apply CLAHE once, in preprocessing (the paper); see AugmentConfig for random CLAHE
+    center_fraction: float = 0.7  # crop="center": side of the centred square, fraction of the shorter side
+    clahe: bool = False  # apply CLAHE once, in preprocessing; AugmentConfig.clahe_p is the random CLAHE
     clahe_clip: float = 2.0
     clahe_grid: int = 8
-    normalize: NormalizeMode = "dataset"  # dataset: training-split mean/std; backbone: the model's own
-    mean: tuple[float, float, float] | None = None  # filled in from the training split (or the backbone)
+    normalize: NormalizeMode = "dataset"  # dataset: training-split mean/std (the paper); backbone: its own
+    mean: tuple[float, float, float] | None = None  # filled in from the training split (in [0, 1] units)
     std: tuple[float, float, float] | None = None
 
 
 @dataclass
 class AugmentConfig:
-    """Random train-time augmentation (torchvision transforms v2 + OpenCV CLAHE)."""
+    """Random train-time augmentation: NumPy + OpenCV inside tf.data, seeded by (seed, epoch, sample)."""
 
     hflip: bool = True
     vflip: bool = True
     rotation: float = 90.0  # degrees, uniform in [-rotation, rotation]
-    clahe_p: float = 0.3  # probability of a random CLAHE
+    clahe_p: float = 0.5  # probability of a random CLAHE (clip limit uniform in [1, 4])
     enabled: bool = True
 
 
@@ -59,20 +59,19 @@ class DataConfig:
     test: str | None = None
     val_fold: int | None = None  # C-NMC: which official training fold is validation (None: grouped split)
     val_fraction: float = 0.2  # grouped hold-out fraction when there is no official split
-    classes: list[str] | None = None  # restrict to / order these classes (e.g. ["all", "hem"])
-    positive_class: str | None = None  # two classes: the class whose probability is the sigmoid output
+    classes: list[str] | None = None  # restrict to / order these classes (default: those in the data)
+    positive_class: str | None = None  # two classes: the sigmoid's class (default 'all' when present)
     limit_per_class: int | None = None  # cap images per class (smoke runs)
     cache_dir: str | None = None  # preprocessing cache (default: ~/.cache/leukoscope)
-    num_workers: int = 0
+    num_workers: int = 0  # parallel tf.data calls for decoding/augmentation (0: tf.data.AUTOTUNE)
 
 
 @dataclass
 class ModelConfig:
-    backbone: str = "tf_efficientnet_lite0"
-    weights: str = "bundled"  # hub | bundled | none | a file path
-    head_hidden: int = 256  # the paper's head: GAP -> Linear(256) -> ReLU -> Linear(out)
-    dropout: float = 0.0
-    drop_rate: float = 0.0  # timm's dropout before the head
+    backbone: str = "densenet201"  # any keras.applications model, case-insensitive (efficientnetb2, ...)
+    weights: str = "imagenet"  # imagenet (Keras cache) | none | a .keras / .weights.h5 file
+    head_hidden: int = 256  # the paper's head: GAP -> Dense(256, ReLU) -> Dense(1, sigmoid)
+    dropout: float = 0.0  # dropout before the output layer (not in the paper)
 
 
 @dataclass
@@ -83,31 +82,29 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    name: Literal["adam", "adamw", "sgd"] = "adam"
+    name: Optimizer = "adam"
     lr: float = 1e-5
     betas: tuple[float, float] = (0.7, 0.999)
     weight_decay: float = 0.0
     momentum: float = 0.9
-    scheduler: Literal["none", "cosine", "plateau"] = "none"
+    scheduler: Scheduler = "none"
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 30  # not in the paper; early stopping on validation weighted F1 ends most runs sooner
     batch_size: int = 32
-    precision: Precision = "auto"  # auto: bf16 on CPUs that support it, bf16-mixed/16-mixed AMP on GPU
-    channels_last: bool = True
+    precision: Precision = "auto"  # auto: mixed_bfloat16 on BF16 CPUs / Ampere+ GPUs, float16 on older GPUs
     seed: int = 42
-    deterministic: bool = False
-    balance: BalanceMode = "none"
-    oversample_to: dict[str, int] | None = None  # e.g. {"hem": 10778, "all": 9272} (the paper)
-    patience: int | None = None  # early stopping on validation weighted F1
-    accelerator: str = "auto"
-    devices: str = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
+    deterministic: bool = False  # tf op determinism: bit-repeatable runs and resumes, somewhat slower
+    balance: BalanceMode = "none"  # oversample: to oversample_to (the paper); class_weight: Keras weights
+    oversample_to: dict[str, int] | None = None  # e.g. {"hem": 10778, "all": 9272} (the paper's 20,050)
+    patience: int | None = 8  # early stopping on validation weighted F1 (not in the paper)
+    devices: str = "auto"  # auto: every visible GPU (MirroredStrategy when > 1) | a count | ids | cpu:N
+    jit_compile: bool | None = None  # XLA; None: off on CPU (measured 6-40x slower here), Keras' auto on GPU
+    run_eagerly: bool = False  # skip graph tracing (~100 s for DenseNet201): faster for a dozen steps
     max_steps_per_epoch: int | None = None  # smoke runs and benchmarks
-    log_every_n_steps: int = 10
+    state_dir: str | None = None  # resume state (default: <out>.state), outside the run's own outputs
     progress: bool = True
 
 

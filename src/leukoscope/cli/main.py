@@ -49,7 +49,9 @@ _register()
 def run() -> None:
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False makes click *return* the code of `raise typer.Exit(n)` instead of
+        # exiting with it: without passing it on, `data check --strict` exited 0 through the console script
+        code = app(standalone_mode=False)
     except LeukoScopeError as exc:
         if debug:
             raise
@@ -75,3 +77,5 @@ def run() -> None:
             soft_wrap=True,
         )
         sys.exit(1)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)

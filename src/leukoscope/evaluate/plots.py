@@ -1,4 +1,4 @@
-"""PNG figures: confusion matrix, ROC curves, training curves (the paper's figures 3-4).
+"""PNG figures of an evaluation: confusion matrix, ROC curves, reliability diagram.
 
 Figures are drawn on matplotlib's object API with the Agg canvas (no pyplot global state, no display),
 so plotting is safe in worker processes and servers; every file is written atomically.
@@ -95,36 +95,6 @@ def plot_roc(
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right")
     return _save(fig, path)
-
-
-def plot_training_curves(history: Any, path: str | Path, title: str = "") -> Path:
-    """Loss and weighted F1 per epoch, train vs validation (one row per epoch in `history`).
-
-    `history` is a DataFrame with `epoch` and any of `train/loss`, `val/loss`, `train/weighted_f1`,
-    `val/weighted_f1`; missing series are simply not drawn.
-    """
-    from matplotlib.ticker import MaxNLocator
-
-    fig, (ax_loss, ax_f1) = _figure(10.0, 4.0, ncols=2)
-    for ax, metric, label in ((ax_loss, "loss", "loss"), (ax_f1, "weighted_f1", "weighted F1")):
-        for split, style in (("train", "-o"), ("val", "-s")):
-            column = f"{split}/{metric}"
-            if column in history.columns:
-                series = history[["epoch", column]].dropna()
-                ax.plot(series["epoch"] + 1, series[column], style, markersize=3, label=_split_name(split))
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
-    ax_f1.set_ylim(0, 1.0)
-    fig.suptitle(title or "training curves")
-    return _save(fig, path)
-
-
-def _split_name(split: str) -> str:
-    return {"train": "training", "val": "validation"}[split]
 
 
 def evaluation_figures(

@@ -1,7 +1,9 @@
-"""The model card: everything needed to use a trained model again, saved beside its weights.
+"""The model card: everything needed to use a trained model again, saved beside the model.
 
-A run directory (or an exported model folder) holds `model_card.json` and `model.safetensors`.
-Inference, serving, export and evaluation rebuild the exact preprocessing from the card alone.
+A model folder (a run directory, `results/models/<backbone>/<loss>/`, or an export) holds
+`model_card.json` and `model.keras` (Keras 3's format, loaded with safe_mode=True: no Python code runs).
+Inference, serving, export and evaluation rebuild the exact preprocessing from the card alone; the model
+itself takes 0-255 RGB pixels (its first layer standardises them, see `models.layers`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from leukoscope.config import PreprocessConfig, _build
 from leukoscope.errors import ModelError
 
 CARD_NAME = "model_card.json"
-WEIGHTS_NAME = "model.safetensors"
+WEIGHTS_NAME = "model.keras"
 
 
 @dataclass
@@ -30,11 +32,16 @@ class ModelCard:
     head_hidden: int = 256
     head: str = "paper"  # name in leukoscope.models.factory.HEADS
     dropout: float = 0.0
+    input_mode: str = ""  # the backbone's own input convention (raw / torch / tf / caffe)
+    input_normalization: str = ""  # in words: what the model's first layer does to the pixels
+    feature_layer: str = ""  # the backbone's last feature map (Grad-CAM)
+    loss: dict[str, Any] = field(default_factory=dict)  # name + params it was trained with
     threshold: float = 0.5  # two classes: P(positive) >= threshold -> positive
     temperature: float = 1.0  # logits are divided by this before sigmoid/softmax (calibration)
     data_summary: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     model_id: str = ""
+    framework: dict[str, str] = field(default_factory=dict)  # keras / tensorflow versions
     leukoscope_version: str = __version__
 
     @property
@@ -73,42 +80,44 @@ class ModelCard:
 
 
 def save_model(directory: str | Path, model: Any, card: ModelCard) -> Path:
-    """Write weights (safetensors, atomically) and the card; returns the directory."""
-    from safetensors.torch import save_file
-
+    """Write `model.keras` (atomically, without optimizer state) and the card; returns the directory."""
     directory = Path(directory)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(directory / WEIGHTS_NAME) as tmp:
-        save_file(state, str(tmp))
+    card.framework = card.framework or framework_versions()
+    with atomic_path(directory / WEIGHTS_NAME, keep_suffix=True) as tmp:
+        model.save(str(tmp))
     card.save(directory)
     return directory
 
 
-def load_model(directory: str | Path) -> tuple[Any, ModelCard]:
-    """Rebuild the classifier from a card + safetensors weights (no pickle), in eval mode."""
-    from safetensors.torch import load_file
+def framework_versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
 
-    from leukoscope.models.factory import create_classifier
+    return {"keras": keras.__version__, "tensorflow": tf.__version__}
 
-    directory = Path(directory)
-    if directory.is_file():
-        directory = directory.parent
-    card = ModelCard.load(directory)
-    weights = directory / WEIGHTS_NAME
-    if not weights.is_file():
-        raise ModelError(
-            "model weights are missing", path=weights, hint="train again or copy model.safetensors"
-        )
-    model = create_classifier(
-        card.backbone,
-        card.num_classes,
-        weights="none",
-        head_hidden=card.head_hidden,
-        dropout=card.dropout,
-        head=card.head,
-    )
+
+def load_keras(path: str | Path) -> Any:
+    """A `.keras` file with safe_mode=True (no lambda code), uncompiled; damaged files are one line."""
+    import keras
+
+    import leukoscope.models.layers  # noqa: F401  (registers LeukoScope's layers)
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError("model file is missing", path=path, hint="train again or copy model.keras")
     try:
-        model.load_state_dict(load_file(str(weights)))
+        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:
-        raise ModelError(f"weights do not fit backbone {card.backbone!r} ({exc})", path=weights) from None
-    return model.eval(), card
+        raise ModelError(f"cannot load the model ({type(exc).__name__}: {str(exc)[:200]})", path=path) from None
+
+
+def model_folder(path: str | Path) -> Path:
+    path = Path(path)
+    return path.parent if path.is_file() else path
+
+
+def load_model(directory: str | Path) -> tuple[Any, ModelCard]:
+    """(Keras model returning logits, its card) from a model folder or its model.keras."""
+    directory = model_folder(directory)
+    card = ModelCard.load(directory)
+    return load_keras(directory / WEIGHTS_NAME), card

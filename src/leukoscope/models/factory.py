@@ -1,119 +1,116 @@
-"""Any timm backbone + the paper's head (GAP -> Linear(256) -> ReLU -> Linear(out)), returning logits.
+"""A backbone + the paper's head as one flat Keras functional model, returning logits.
 
-Two classes give one logit per image (shape (B,), sigmoid = P(positive class)) as in the paper's Keras
-model; N > 2 classes give (B, N) logits for softmax. A new head is one entry in `HEADS`.
+pixels (0-255 RGB, float) -> PixelStandardization -> backbone (include_top=False) -> GlobalAveragePooling
+-> Dense(256, ReLU) [-> Dropout] -> Dense(1) logit for two classes (sigmoid = P(positive class), the
+paper's "Dense 1 sigmoid"), Dense(N) logits for N classes (softmax). The sigmoid/softmax is applied by
+the losses and the predictor, so calibration can rescale logits; `probability_model` appends it for export.
+
+The backbone is built on the classifier's own input tensor (not nested), so every backbone layer is a
+layer of the classifier: Grad-CAM can take the last feature map as an output.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import timm
-import torch
-from torch import nn
-
 from leukoscope.errors import ConfigError, ModelError
+from leukoscope.models.backbones import BackboneSpec, feature_layer_name, get_backbone
 from leukoscope.registry import Registry
 
-HeadBuilder = Callable[[int, int, int, float], nn.Module]
-HEADS: Registry[HeadBuilder] = Registry("classifier head")
+HEADS: Registry[Any] = Registry("classifier head")
+INPUT_NAME = "pixels"
+LOGITS_NAME = "logits"
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """What decides the architecture (everything the model card needs to describe it)."""
+
+    backbone: str
+    num_classes: int
+    image_size: int
+    normalize: str = "dataset"
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    head_hidden: int = 256
+    dropout: float = 0.0
+    head: str = "paper"
 
 
 @HEADS.register("paper")
-def paper_head(in_features: int, out_features: int, hidden: int, dropout: float) -> nn.Module:
-    """The paper's head on pooled features: dense `hidden` + ReLU, then the output layer."""
-    layers: list[nn.Module] = [nn.Linear(in_features, hidden), nn.ReLU(inplace=True)]
+def paper_head(features: Any, outputs: int, hidden: int, dropout: float) -> Any:
+    from keras import layers
+
+    x = layers.GlobalAveragePooling2D(name="head_pool")(features)
+    x = layers.Dense(hidden, activation="relu", name="head_dense")(x)
     if dropout > 0:
-        layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(hidden, out_features))
-    return nn.Sequential(*layers)
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+    return layers.Dense(outputs, name=LOGITS_NAME, dtype="float32")(x)
 
 
 @HEADS.register("linear")
-def linear_head(in_features: int, out_features: int, hidden: int, dropout: float) -> nn.Module:
-    """A plain linear probe (no hidden layer); `hidden` is ignored."""
-    layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
-    return nn.Sequential(*layers, nn.Linear(in_features, out_features))
+def linear_head(features: Any, outputs: int, hidden: int, dropout: float) -> Any:
+    """A linear probe on pooled features (`hidden` is ignored)."""
+    from keras import layers
+
+    x = layers.GlobalAveragePooling2D(name="head_pool")(features)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+    return layers.Dense(outputs, name=LOGITS_NAME, dtype="float32")(x)
 
 
-class LeukoClassifier(nn.Module):
-    """A timm backbone (num_classes=0, global average pooling) followed by a small head.
-
-    `data_config` is timm's resolved input config of the backbone (input_size, mean, std, interpolation,
-    crop_pct) so that backbone-normalised preprocessing needs no second lookup.
-    """
-
-    def __init__(
-        self, backbone: nn.Module, head: nn.Module, num_classes: int, name: str, timm_kwargs: dict[str, Any]
-    ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-        self.num_classes = num_classes
-        self.backbone_name = name
-        self.timm_kwargs = dict(timm_kwargs)  # to rebuild the same backbone (e.g. with hub weights)
-        self.weights_source = "none"
-        self.data_config: dict[str, Any] = dict(timm.data.resolve_model_data_config(backbone))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.backbone(x))
-        return logits.squeeze(-1) if self.num_classes == 2 else logits
-
-
-def timm_kwargs_for(drop_rate: float) -> dict[str, Any]:
-    """Arguments every backbone is built with; drop_rate only when set, since not every model takes it."""
-    kwargs: dict[str, Any] = {"num_classes": 0, "global_pool": "avg"}
-    if drop_rate > 0:
-        kwargs["drop_rate"] = drop_rate
-    return kwargs
-
-
-def check_backbone(name: str) -> None:
-    """Fail with one line and the closest timm names when `name` is not a timm model."""
-    if timm.is_model(name):
-        return
-    names = timm.list_models()
-    close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
-    close += [n for n in timm.list_models(f"*{name.split('.')[0]}*") if n not in close][: 5 - len(close)]
-    hint = f"did you mean {', '.join(close)}? " if close else ""
-    hint += f"list names with: python -c \"import timm; print(timm.list_models('*{name[:4].lower()}*'))\""
-    raise ModelError(f"unknown backbone {name!r}", hint=hint)
-
-
-def build_backbone(name: str, **kwargs: Any) -> nn.Module:
-    check_backbone(name)
-    try:
-        return timm.create_model(name, pretrained=False, **kwargs)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"cannot build backbone {name!r} ({exc})") from None
-
-
-def create_classifier(
-    backbone: str,
-    num_classes: int,
-    weights: str = "none",
-    head_hidden: int = 256,
-    dropout: float = 0.0,
-    drop_rate: float = 0.0,
-    head: str = "paper",
-) -> LeukoClassifier:
-    """Build backbone + head and load `weights` (hub | bundled | none | a file or run directory)."""
-    from leukoscope.models.weights import load_weights
-
-    if num_classes < 2:
-        raise ConfigError(f"a classifier needs at least 2 classes, got {num_classes}")
-    if head_hidden < 1 or not 0.0 <= dropout < 1.0 or not 0.0 <= drop_rate < 1.0:
+def check_spec(spec: ClassifierSpec, backbone: BackboneSpec) -> None:
+    if spec.num_classes < 2:
+        raise ConfigError(f"a classifier needs at least 2 classes, got {spec.num_classes}")
+    if spec.head_hidden < 1 or not 0.0 <= spec.dropout < 1.0:
         raise ConfigError(
-            f"bad head settings (head_hidden={head_hidden}, dropout={dropout}, drop_rate={drop_rate})",
-            hint="head_hidden >= 1, dropout and drop_rate in [0, 1)",
+            f"bad head settings (head_hidden={spec.head_hidden}, dropout={spec.dropout})",
+            hint="head_hidden >= 1 and dropout in [0, 1)",
         )
-    kwargs = timm_kwargs_for(drop_rate)
-    net = build_backbone(backbone, **kwargs)
-    out = 1 if num_classes == 2 else num_classes
-    model = LeukoClassifier(
-        net, HEADS.get(head)(net.num_features, out, head_hidden, dropout), num_classes, backbone, kwargs
-    )
-    load_weights(model, weights)
-    return model
+    if spec.image_size < backbone.min_size:
+        raise ConfigError(
+            f"{backbone.label} needs images of at least {backbone.min_size} px, got {spec.image_size}",
+            hint="raise preprocess.image_size (--image-size)",
+        )
+
+
+def build_classifier(spec: ClassifierSpec, weights: str = "none") -> tuple[Any, str]:
+    """(model, feature layer name); `weights`: imagenet | none | a .keras / .weights.h5 file or folder."""
+    import keras
+
+    from leukoscope.models.layers import PixelStandardization, input_affine
+    from leukoscope.models.weights import guarded_downloads, load_weights_file, weights_kind
+
+    backbone = get_backbone(spec.backbone)
+    check_spec(spec, backbone)
+    kind = weights_kind(weights)
+    if kind == "imagenet" and not backbone.imagenet:
+        raise ConfigError(f"{backbone.label} has no ImageNet weights", hint="use --weights none")
+    try:
+        scale, offset, bgr = input_affine(backbone.input_mode, spec.normalize, spec.mean, spec.std)
+    except ValueError as exc:
+        raise ConfigError(str(exc), hint="compute the training statistics first") from None
+    pixels = keras.Input((spec.image_size, spec.image_size, 3), name=INPUT_NAME, dtype="float32")
+    x = PixelStandardization(scale, offset, bgr, name="standardize")(pixels)
+    with guarded_downloads(backbone.label):
+        try:
+            base = backbone.build(input_tensor=x, weights="imagenet" if kind == "imagenet" else None)
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"cannot build backbone {backbone.label} ({exc})") from None
+    logits = HEADS.get(spec.head)(base.output, 1 if spec.num_classes == 2 else spec.num_classes,
+                                  spec.head_hidden, spec.dropout)  # fmt: skip
+    model = keras.Model(pixels, logits, name=f"leukoscope_{backbone.name}")
+    if kind in ("weights.h5", "keras"):
+        load_weights_file(model, weights)
+    return model, feature_layer_name(base)
+
+
+def probability_model(model: Any, temperature: float = 1.0, positive_index: int = 1) -> Any:
+    """`model` followed by sigmoid/softmax (with the temperature): class probabilities in name order."""
+    import keras
+
+    from leukoscope.models.layers import ClassProbabilities
+
+    probs = ClassProbabilities(temperature, positive_index, name="probabilities")(model.output)
+    return keras.Model(model.input, probs, name=f"{model.name}_probabilities")

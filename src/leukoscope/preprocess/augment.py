@@ -1,70 +1,75 @@
-"""`RandomCLAHE`: CLAHE as a torchvision transforms v2 augmentation (the paper augments with CLAHE)."""
+"""Random augmentation in NumPy + OpenCV: flips, rotation (black fill, like the background) and CLAHE.
+
+Framework-free so the same code augments offline (the workflow's `augment` stage writes the paper's
+20,050 samples) and online (inside tf.data, in parallel threads: OpenCV releases the GIL). Every draw
+comes from the `numpy.random.Generator` passed in, so a sample's augmentation is a function of its seed
+alone, whatever thread or process runs it: resumed and uninterrupted runs see the same images.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
+import cv2
 import numpy as np
-import PIL.Image
-import torch
-from torchvision import tv_tensors
-from torchvision.transforms.v2 import Transform
-from torchvision.transforms.v2._utils import is_pure_tensor
 
+from leukoscope.config import AugmentConfig
 from leukoscope.preprocess.clahe import apply_clahe
 
-
-class RandomCLAHE(Transform):
-    """With probability `p`, apply CLAHE with a clip limit drawn uniformly from `clip_limit`.
-
-    Works on uint8 or float (in [0, 1]) tensors `(..., 3, H, W)`, `tv_tensors.Image` and PIL images; boxes,
-    masks and labels pass through untouched. One draw per call, so every image of a batch tensor
-    gets the same decision and clip limit (as torchvision's own random transforms do).
-    """
-
-    _transformed_types = (is_pure_tensor, tv_tensors.Image, PIL.Image.Image)
-
-    def __init__(
-        self, p: float = 0.5, clip_limit: float | Sequence[float] = (1.0, 4.0), grid: int = 8
-    ) -> None:
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be in [0, 1], got {p}")
-        low, high = (clip_limit, clip_limit) if isinstance(clip_limit, int | float) else clip_limit
-        if not 0 < low <= high:
-            raise ValueError(f"clip_limit must be positive with low <= high, got {clip_limit}")
-        if grid < 1:
-            raise ValueError(f"grid must be >= 1, got {grid}")
-        self.p = float(p)
-        self.clip_limit = (float(low), float(high))
-        self.grid = int(grid)
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        apply = bool(torch.rand(1).item() < self.p)
-        low, high = self.clip_limit
-        clip = low + (high - low) * torch.rand(1).item()
-        return {"apply": apply, "clip": clip}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if not params["apply"]:
-            return inpt
-        if isinstance(inpt, PIL.Image.Image):
-            rgb = np.asarray(inpt.convert("RGB"))
-            return PIL.Image.fromarray(apply_clahe(rgb, params["clip"], self.grid))
-        out = _clahe_tensor(inpt.as_subclass(torch.Tensor), params["clip"], self.grid)
-        return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
+RANDOM_CLAHE_CLIP = (1.0, 4.0)  # clip-limit range of the random CLAHE
 
 
-def _clahe_tensor(x: torch.Tensor, clip: float, grid: int) -> torch.Tensor:
-    """OpenCV works on HWC uint8, so convert (and convert back to the input's dtype and layout)."""
-    if x.ndim < 3 or x.shape[-3] != 3:
-        raise ValueError(f"RandomCLAHE needs (..., 3, H, W) RGB tensors, got shape {tuple(x.shape)}")
-    is_float = x.is_floating_point()
-    if not is_float and x.dtype != torch.uint8:
-        raise ValueError(f"RandomCLAHE needs uint8 or float tensors, got {x.dtype}")
-    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8) if is_float else x
-    flat = u8.reshape(-1, *u8.shape[-3:]).permute(0, 2, 3, 1).cpu().numpy()
-    done = np.stack([apply_clahe(np.ascontiguousarray(img), clip, grid) for img in flat])
-    out = torch.from_numpy(done).permute(0, 3, 1, 2).reshape(x.shape).to(x.device)
-    return (out.to(x.dtype) / 255) if is_float else out
+@dataclass(frozen=True)
+class RandomAugment:
+    """Draws flips, a rotation angle and whether to apply CLAHE (clip limit uniform in RANDOM_CLAHE_CLIP)."""
+
+    hflip: bool = True
+    vflip: bool = True
+    rotation: float = 90.0
+    clahe_p: float = 0.0
+    clahe_grid: int = 8
+
+    @classmethod
+    def from_config(cls, aug: AugmentConfig, clahe_grid: int = 8, online: bool = True) -> RandomAugment:
+        """`online=False` keeps CLAHE only (rotation and flips are then the offline stage's job too)."""
+        if not aug.enabled:
+            return cls(False, False, 0.0, 0.0, clahe_grid)
+        if not 0.0 <= aug.clahe_p <= 1.0 or aug.rotation < 0:
+            raise ValueError("augment.clahe_p must be in [0, 1] and augment.rotation >= 0")
+        return cls(aug.hflip, aug.vflip, float(aug.rotation), float(aug.clahe_p), clahe_grid)
+
+    @property
+    def active(self) -> bool:
+        return self.hflip or self.vflip or self.rotation > 0 or self.clahe_p > 0
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A randomly augmented copy of one HWC uint8 RGB image (the draws happen in a fixed order)."""
+        flip_h = self.hflip and rng.random() < 0.5
+        flip_v = self.vflip and rng.random() < 0.5
+        angle = rng.uniform(-self.rotation, self.rotation) if self.rotation > 0 else 0.0
+        clahe = self.clahe_p > 0 and rng.random() < self.clahe_p
+        clip = rng.uniform(*RANDOM_CLAHE_CLIP)
+        out = np.asarray(image)
+        if flip_h:
+            out = out[:, ::-1]
+        if flip_v:
+            out = out[::-1]
+        if angle:
+            out = rotate(out, angle)
+        if clahe:
+            out = apply_clahe(np.ascontiguousarray(out), clip, self.clahe_grid)
+        return np.ascontiguousarray(out)
+
+
+def rotate(image: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate about the centre, bilinear, filling the corners with black (the C-NMC background)."""
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
+    return cv2.warpAffine(
+        np.ascontiguousarray(image), matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)
+    )
+
+
+def sample_rng(seed: int, *keys: int) -> np.random.Generator:
+    """The generator of one sample: a pure function of (seed, epoch, position...)."""
+    return np.random.default_rng([int(seed), *(int(k) for k in keys)])

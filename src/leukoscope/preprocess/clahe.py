@@ -1,20 +1,11 @@
-"""CLAHE on the lightness channel only: it evens out staining contrast without shifting the hue.
-
-`apply_clahe` needs only OpenCV, so the cache and inference never import torch for it. The random
-augmentation `RandomCLAHE` lives in `augment.py` (torchvision) and is re-exported here lazily.
-"""
+"""CLAHE on the lightness channel only: it evens out staining contrast without shifting the hue."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from leukoscope.preprocess.augment import RandomCLAHE
-
-__all__ = ["RandomCLAHE", "apply_clahe"]
+__all__ = ["apply_clahe"]
 
 
 def apply_clahe(rgb: np.ndarray, clip: float = 2.0, grid: int = 8) -> np.ndarray:
@@ -25,11 +16,3 @@ def apply_clahe(rgb: np.ndarray, clip: float = 2.0, grid: int = 8) -> np.ndarray
     clahe = cv2.createCLAHE(clipLimit=float(clip), tileGridSize=(int(grid), int(grid)))
     lab[:, :, 0] = clahe.apply(np.ascontiguousarray(lab[:, :, 0]))
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "RandomCLAHE":
-        from leukoscope.preprocess.augment import RandomCLAHE
-
-        return RandomCLAHE
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import cv2
@@ -63,28 +63,19 @@ def resolve_normalization(
     cfg: PreprocessConfig,
     train_images: Any = None,
     train_indices: Sequence[int] | np.ndarray | None = None,
-    backbone_data_config: Mapping[str, Any] | None = None,
 ) -> PreprocessConfig:
-    """Return a copy of `cfg` with `mean`/`std` filled in.
+    """Return a copy of `cfg` with `mean`/`std` filled in (normalize="dataset").
 
-    `normalize="dataset"`: statistics of `train_images[train_indices]`. Pass ONLY the training split:
-    statistics from validation or test images would leak them into training. Images whose decode failed
-    (`CachedImages.ok` is False) are skipped. `normalize="backbone"`: the model's own mean/std from
-    timm's resolved data config (`model.data_config`). A config whose mean and std are both already set
-    (e.g. loaded from a trained model's card) is returned unchanged, so inference reuses training's values.
+    Statistics of `train_images[train_indices]`: pass ONLY the training split, since statistics from
+    validation or test images would leak them into training. Images whose decode failed
+    (`CachedImages.ok` is False) are skipped. normalize="backbone" needs no statistics (the model applies
+    its backbone's own preprocessing). A config whose mean and std are already set (e.g. from a trained
+    model's card) is returned unchanged, so inference reuses training's values.
     """
     if cfg.mean is not None and cfg.std is not None:
         return dataclasses.replace(cfg)
     if cfg.normalize == "backbone":
-        data_config = backbone_data_config or {}
-        if "mean" not in data_config or "std" not in data_config:
-            raise ConfigError(
-                "preprocess.normalize is 'backbone' but the model's data config has no mean/std",
-                hint="pass model.data_config, or use preprocess.normalize=dataset",
-            )
-        mean = _triple(np.asarray(data_config["mean"], dtype=np.float64))
-        std = _triple(np.asarray(data_config["std"], dtype=np.float64))
-        return dataclasses.replace(cfg, mean=mean, std=std)
+        return dataclasses.replace(cfg)
     if cfg.normalize != "dataset":
         raise ConfigError(f"preprocess.normalize is {cfg.normalize!r}", hint="choose: dataset, backbone")
     if train_images is None:
@@ -94,9 +85,14 @@ def resolve_normalization(
     if ok is not None:
         indices = indices[np.asarray(ok, dtype=bool)[indices]]
     mean, std = compute_mean_std(train_images, indices)
+    return with_stats(cfg, mean, std)
+
+
+def with_stats(cfg: PreprocessConfig, mean: Sequence[float], std: Sequence[float]) -> PreprocessConfig:
+    """`cfg` with the given statistics; a constant channel (std 0) cannot be standardised."""
     if min(std) <= 0:
         raise ConfigError(
             "the training images have a constant colour channel (std 0), so they cannot be standardised",
             hint="check the training data, or use preprocess.normalize=backbone",
         )
-    return dataclasses.replace(cfg, mean=mean, std=std)
+    return dataclasses.replace(cfg, mean=_triple(np.asarray(mean)), std=_triple(np.asarray(std)))

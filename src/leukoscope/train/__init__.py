@@ -1,5 +1,5 @@
-"""Stage 4: Lightning datamodule + module, `fit(RunConfig)` (in `leukoscope.train.fit`), the run directory.
+"""Stage 4: Keras training. `fit(RunConfig)` / `fit_inputs(FitInputs, ...)` in `leukoscope.train.fit`.
 
-Nothing is imported here, so `leukoscope --help` does not pay Lightning's import time; note that
+Nothing is imported here, so `leukoscope --help` does not pay TensorFlow's import time; note that
 `leukoscope.train.fit` is the module and `leukoscope.train.fit.fit` the function.
 """

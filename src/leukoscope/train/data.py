@@ -1,13 +1,15 @@
-"""From a RunConfig to `TrainingData`: read, split without leakage, cache, and training-only statistics.
+"""From a RunConfig to `FitInputs`: read, split without leakage, cache, and training-only statistics.
 
 Every data problem (no images, one class, a subject in two splits) surfaces here as a one-line
-`DataError`, before a Trainer or a worker process exists.
+`DataError`, before TensorFlow builds anything.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,9 +17,37 @@ import pandas as pd
 
 from leukoscope.config import PreprocessConfig, RunConfig
 from leukoscope.errors import ConfigError, DataError
-from leukoscope.train.datamodule import TrainingData
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """Cached images of the fit splits in one memmap, plus the rows that describe them.
+
+    `frame` is aligned with `images` (row i <-> image i) and has the sample-table columns plus `split`
+    (train / val: this run's assignment), `y` (class index, -1 when unlabelled) and `ok`.
+    `preprocess` carries the normalisation mean/std, computed on the training split only.
+    """
+
+    images: np.ndarray  # (N, S, S, 3) uint8
+    frame: pd.DataFrame
+    class_names: list[str]
+    preprocess: PreprocessConfig
+    cache_dir: Path | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    held_out: pd.DataFrame | None = None  # the test split: listed in splits.csv, never loaded for training
+
+    def indices(self, split: str) -> np.ndarray:
+        """Rows of `split` whose image decoded (unreadable images are skipped, and counted elsewhere)."""
+        mask = (self.frame["split"] == split).to_numpy() & self.frame["ok"].to_numpy(bool)
+        return np.flatnonzero(mask)
+
+    def labels(self, split: str) -> np.ndarray:
+        return self.frame["y"].to_numpy(np.int64)[self.indices(split)]
+
+    def class_counts(self, split: str = "train") -> list[int]:
+        return np.bincount(self.labels(split), minlength=len(self.class_names)).astype(int).tolist()
 FIT_SPLITS = ("train", "val")  # what training caches and reads; test is listed in splits.csv only
 
 
@@ -100,9 +130,32 @@ def prepare_data(cfg: RunConfig) -> TrainingData:
     data = TrainingData(cache.array, frame, class_names, cfg.preprocess, cache.directory, dict(cache.errors))
     data.held_out = sample_frame(splits, class_names, ("test",)) if "test" in splits else None
     _check_trainable(data, cfg)
-    backbone_stats = _backbone_stats(cfg) if cfg.preprocess.normalize == "backbone" else None
-    data.preprocess = resolve_normalization(cfg.preprocess, cache, data.indices("train"), backbone_stats)
+    data.preprocess = resolve_normalization(cfg.preprocess, cache, data.indices("train"))
     return data
+
+
+def fit_inputs_from_config(cfg: RunConfig) -> tuple[Any, TrainingData]:
+    """(FitInputs, TrainingData): the training rows (oversampled when asked), validation, statistics."""
+    from leukoscope.train.balance import oversample_indices
+    from leukoscope.train.fit import FitInputs
+    from leukoscope.train.input import ImageSource
+
+    data = prepare_data(cfg)
+    y = data.frame["y"].to_numpy(np.int64)
+    rows = data.indices("train")
+    if cfg.train.balance == "oversample":
+        rows = rows[oversample_indices(y[rows], data.class_names, cfg.train.oversample_to, cfg.train.seed)]
+    val_rows = data.indices("val")
+    inputs = FitInputs(
+        train=ImageSource.from_array(data.images, rows, y[rows]),
+        val=ImageSource.from_array(data.images, val_rows, y[val_rows]),
+        class_names=data.class_names,
+        preprocess=data.preprocess,
+        positive_class=positive_class(data.class_names, cfg),
+        fingerprint=data.cache_dir.name if data.cache_dir is not None else "",
+        data_summary=data_summary(data),
+    )
+    return inputs, data
 
 
 def _report_unreadable(frame: pd.DataFrame, errors: dict[str, str]) -> None:
@@ -123,16 +176,6 @@ def _check_trainable(data: TrainingData, cfg: RunConfig) -> None:
         raise DataError(f"class {empty[0]!r} has no readable training images", path=cfg.data.data)
     if not len(data.indices("val")):
         raise DataError("the validation split has no readable images", path=cfg.data.data)
-
-
-def _backbone_stats(cfg: RunConfig) -> dict[str, Any]:
-    """The backbone's own mean/std from timm's pretrained config (no model is built)."""
-    import timm
-    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
-    pretrained = timm.models.get_pretrained_cfg(cfg.model.backbone)
-    stats = pretrained.to_dict() if pretrained is not None else {}
-    return {"mean": stats.get("mean", IMAGENET_DEFAULT_MEAN), "std": stats.get("std", IMAGENET_DEFAULT_STD)}
 
 
 def data_summary(data: TrainingData) -> dict[str, Any]:
@@ -158,6 +201,8 @@ def splits_table(data: TrainingData) -> pd.DataFrame:
     return table[[c for c in columns if c in table.columns]]
 
 
-def with_preprocess(cfg: RunConfig, pre: PreprocessConfig) -> RunConfig:
-    """The config as trained: mean/std filled in, so config.yaml alone reproduces the run."""
-    return dataclasses.replace(cfg, preprocess=pre)
+def write_splits(path: Path, data: TrainingData) -> None:
+    from leukoscope._io import atomic_path
+
+    with atomic_path(path) as tmp:
+        splits_table(data).to_csv(tmp, index=False)

@@ -1,171 +1,78 @@
-"""`fit(RunConfig) -> run directory`: one Lightning Trainer, from a laptop CPU to multi-node DDP.
+"""Train one classifier with Keras' `model.fit`: from a RunConfig (`fit`) or prepared arrays (`fit_inputs`).
 
-The run directory is self-contained: `config.yaml` (resolved, with the training-split mean/std),
-`splits.csv`, `checkpoints/{best,last}.ckpt` (atomic), `logs/` (CSV + TensorBoard), then, from the best
-epoch on validation (never test): `model.safetensors` + `model_card.json`, `metrics.json`, `curves.png`.
+A model folder is written only when training has finished, each file atomically: `model.keras` (the
+best epoch by validation weighted F1, never test; float32, no optimizer state), `model_card.json`,
+`metrics.json` (validation metrics of that epoch), `history.csv` (one row per epoch), `curves.png`,
+`config.yaml` (resolved), `logs/tensorboard/`. While it runs, everything lives in a state folder outside
+the outputs (`<out>.state/<name>-<hash>/`, or `train.state_dir`), keyed by a hash of the configuration
+and the data: a restarted job resumes from its last complete epoch and says so; a changed configuration
+gets a new key and starts afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import json
 import logging
-import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
-import torch
+import pandas as pd
 
 from leukoscope._io import atomic_path, write_json, write_text
-from leukoscope.config import RunConfig
-from leukoscope.errors import ConfigError, ModelError
-from leukoscope.train.callbacks import AtomicCheckpointIO, Throughput
-from leukoscope.train.data import (
-    data_summary,
-    positive_class,
-    prepare_data,
-    splits_table,
-    with_preprocess,
-)
-from leukoscope.train.datamodule import CellDataModule, TrainingData
-from leukoscope.train.hardware import parse_devices, resolve_precision
-from leukoscope.train.module import CellClassifier
+from leukoscope.config import PreprocessConfig, RunConfig
+from leukoscope.errors import ConfigError
+from leukoscope.train.input import ImageSource
 
 log = logging.getLogger(__name__)
-MONITOR = "val/weighted_f1"
-RUN_FILES = (
-    "config.yaml",
-    "splits.csv",
-    "model_card.json",
-    "model.safetensors",
-    "metrics.json",
-    "curves.png",
-)
-RUN_DIRS = ("checkpoints", "logs")
+NEEDS_CLASS_COUNTS = ("weighted_bce", "balanced_bce")
+HISTORY = "history.csv"
+RUN_FILES = ("model.keras", "model_card.json", "metrics.json", HISTORY, "curves.png", "splits.csv")
+# settings that change how fast or where a run goes, not what it computes: not part of the resume key
+RUNTIME_KEYS = ("out", "train.progress", "train.state_dir", "data.num_workers", "data.cache_dir")
+
+
+@dataclass
+class FitInputs:
+    """Everything a training job reads: images with labels, classes, and the resolved preprocessing."""
+
+    train: ImageSource
+    val: ImageSource
+    class_names: list[str]
+    preprocess: PreprocessConfig  # mean/std resolved from the training set
+    positive_class: str | None = None
+    fingerprint: str = ""  # identity of the input data (files, sizes, times): part of the resume key
+    data_summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def binary(self) -> bool:
+        return len(self.class_names) == 2
 
 
 def fit(cfg: RunConfig, resume: str | Path | None = None, overwrite: bool = False) -> Path:
-    """Train `cfg` (or continue the run in `resume` from its last.ckpt); returns the run directory."""
+    """`leukoscope train`: read, split, cache and standardise `cfg.data`, then train; the run folder."""
+    from leukoscope.train.data import fit_inputs_from_config, write_splits
+
     run_dir = Path(resume) if resume is not None else Path(cfg.out)
-    ckpt = _resume_checkpoint(run_dir) if resume is not None else None
-    if ckpt is None and is_global_zero():  # before any work, so a clash costs nothing
-        _clear_run_dir(run_dir, overwrite)
-    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    data = prepare_data(cfg)
-    cfg = with_preprocess(cfg, data.preprocess)
-    module = CellClassifier(
-        cfg.to_dict(),
-        data.class_names,
-        data.class_counts("train"),
-        positive_class(data.class_names, cfg),
-        init_weights=ckpt is None,
-    )
-    trainer = build_trainer(cfg, run_dir)
-    if trainer.is_global_zero:  # also on resume: config.yaml records e.g. a longer --epochs
-        _start_run_dir(run_dir, cfg, data)
-    trainer.fit(module, datamodule=CellDataModule(data, cfg), ckpt_path=ckpt)
-    if trainer.is_global_zero:
-        finish_run(run_dir, trainer, module, data, cfg)
-    return run_dir
+    if resume is None:
+        claim_run_dir(run_dir, overwrite)
+    inputs, data = fit_inputs_from_config(cfg)
+    cfg = dataclasses.replace(cfg, preprocess=inputs.preprocess, out=str(run_dir))
+    write_text(run_dir / "config.yaml", cfg.to_yaml())  # marks the folder as a run in progress
+    write_splits(run_dir / "splits.csv", data)
+    return fit_inputs(inputs, cfg, run_dir)
 
 
-def is_global_zero() -> bool:
-    """True in the process that writes outputs (rank 0 of node 0, or a single-process run).
-
-    Before a Trainer exists this is read from the launcher's environment (RANK, LOCAL_RANK, SLURM_PROCID).
-    """
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0) == 0
-
-
-def _resume_checkpoint(run_dir: Path) -> str:
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise ConfigError(
-            "nothing to resume: no checkpoints/last.ckpt",
-            path=run_dir,
-            hint="start the run again without --resume",
-        )
-    return str(last)
-
-
-def quiet_lightning() -> None:
-    """Drop Lightning's advertising and warnings that say nothing about this run."""
-    import warnings
-
-    for pattern in (
-        ".*LeafSpec.*",
-        ".*smaller than the logging interval.*",
-        ".*does not have many workers.*",
-    ):
-        warnings.filterwarnings("ignore", message=pattern)
-    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _NoTips) for f in logger.filters):
-        logger.addFilter(_NoTips())
-
-
-class _NoTips(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in record.getMessage()
-
-
-def build_trainer(cfg: RunConfig, run_dir: Path) -> pl.Trainer:
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    quiet_lightning()
-    t = cfg.train
-    callbacks: list[pl.Callback] = [
-        ModelCheckpoint(  # best on validation (never test); trainer.checkpoint_callback is this one
-            dirpath=run_dir / "checkpoints",
-            filename="best",
-            monitor=MONITOR,
-            mode="max",
-            save_top_k=1,
-            enable_version_counter=False,
-        ),
-        ModelCheckpoint(  # every epoch, for --resume (save_last=True only refreshes on a new best)
-            dirpath=run_dir / "checkpoints",
-            filename="last",
-            monitor=None,
-            save_top_k=1,
-            enable_version_counter=False,
-        ),
-        Throughput(),
-    ]
-    if t.patience:
-        callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=t.patience))
-    if t.progress:
-        callbacks.append(RichProgressBar())
-    loggers = [
-        CSVLogger(run_dir / "logs", name="csv"),
-        TensorBoardLogger(run_dir / "logs", name="tensorboard"),
-    ]
-    return pl.Trainer(
-        max_epochs=t.epochs,
-        accelerator=t.accelerator,
-        devices=parse_devices(t.devices),
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
-        deterministic=t.deterministic,
-        callbacks=callbacks,
-        logger=loggers,
-        plugins=[AtomicCheckpointIO()],
-        limit_train_batches=t.max_steps_per_epoch,
-        log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.progress,
-        enable_model_summary=False,
-        default_root_dir=run_dir,
-    )
-
-
-def _clear_run_dir(run_dir: Path, overwrite: bool) -> None:
-    existing = [n for n in (*RUN_FILES, *RUN_DIRS) if (run_dir / n).exists()]
-    if existing:  # evaluations of the old model would describe a model that is gone
+def claim_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse to train over a finished or running run unless told to; --overwrite clears only our files."""
+    existing = [n for n in (*RUN_FILES, "config.yaml", "logs") if (run_dir / n).exists()]
+    if existing:
         existing += [p.name for p in run_dir.glob("eval-*") if p.is_dir()]
     if existing and not overwrite:
         raise ConfigError(
@@ -178,67 +85,111 @@ def _clear_run_dir(run_dir: Path, overwrite: bool) -> None:
         shutil.rmtree(target) if target.is_dir() else target.unlink()
 
 
-def _start_run_dir(run_dir: Path, cfg: RunConfig, data: TrainingData) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.yaml", cfg.to_yaml())
-    with atomic_path(run_dir / "splits.csv") as tmp:
-        splits_table(data).to_csv(tmp, index=False)
+def config_hash(cfg: RunConfig, inputs: FitInputs) -> str:
+    """What decides the trained weights: the config minus runtime knobs, the data, the classes."""
+    data = cfg.to_dict()
+    for dotted in RUNTIME_KEYS:
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node.pop(leaf, None)
+    data["_inputs"] = {"fingerprint": inputs.fingerprint, "classes": inputs.class_names, "n": len(inputs.train)}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def finish_run(
-    run_dir: Path, trainer: pl.Trainer, module: CellClassifier, data: TrainingData, cfg: RunConfig
-) -> None:
-    """Best weights -> model card + safetensors, validation metrics of that model, training curves."""
-    from leukoscope.evaluate.plots import plot_training_curves
+def state_directory(cfg: RunConfig, out: Path, key: str) -> Path:
+    root = Path(cfg.train.state_dir) if cfg.train.state_dir else out.parent / f"{out.name}.state"
+    return root / f"{out.name}-{key[:12]}"
+
+
+def fit_inputs(inputs: FitInputs, cfg: RunConfig, out: str | Path) -> Path:
+    """Train on prepared inputs (the workflow's train rule), resuming a matching state; the model folder."""
+    from leukoscope.train import session
+
+    out = Path(out)
+    key = config_hash(cfg, inputs)
+    state_dir = state_directory(cfg, out, key)
+    job = session.TrainingJob(cfg, inputs, state_dir, key)
+    history, state = job.run()
+    finish(job, history, state, out)
+    shutil.rmtree(state_dir, ignore_errors=True)  # finished: the folder is the result now
+    with contextlib.suppress(OSError):
+        state_dir.parent.rmdir()  # the default <out>.state root, when nothing else is in it
+    return out
+
+
+def finish(job: Any, history: pd.DataFrame, state: Any, out: Path) -> None:
+    """Best weights -> float32 model.keras + card, metrics.json, history.csv, curves.png, TensorBoard logs."""
     from leukoscope.models.card import ModelCard, save_model
-    from leukoscope.train.history import read_history
+    from leukoscope.train.curves import plot_training_curves
 
-    ckpt_path, epoch = _load_best(trainer, module)
-    model = module.model.cpu().eval()
+    cfg, inputs = job.cfg, job.inputs
+    model, feature_layer = job.export_model()
+    best = int(state.best_epoch) if state.best_epoch is not None else int(history["epoch"].max())
+    row = history[history["epoch"] == best].iloc[-1].to_dict() if len(history) else {}
+    metrics = {
+        "split": "val",
+        "n": len(inputs.val),
+        "epoch": best + 1,  # 1-based, as on the curves
+        "epochs_run": len(history),
+        "stopped_early": bool(state.stopped_early),
+        **{k.removeprefix("val_"): float(v) for k, v in row.items() if k.startswith("val_")},
+    }
     card = ModelCard(
-        backbone=cfg.model.backbone,
-        class_names=data.class_names,
-        preprocess=data.preprocess,
+        backbone=cfg.model.backbone.lower(),
+        class_names=list(inputs.class_names),
+        preprocess=inputs.preprocess,
         weights_source=cfg.model.weights,
-        positive_class=positive_class(data.class_names, cfg),
+        positive_class=inputs.positive_class,
         head_hidden=cfg.model.head_hidden,
         dropout=cfg.model.dropout,
-        data_summary=data_summary(data),
-        model_id=f"{cfg.model.backbone}-{time.strftime('%Y%m%d-%H%M%S')}",
+        input_mode=job.backbone.input_mode,
+        input_normalization=describe_normalization(job.backbone.input_mode, inputs.preprocess),
+        feature_layer=feature_layer,
+        loss={"name": cfg.loss.name, "params": dict(job.loss_params)},
+        data_summary=inputs.data_summary,
+        metrics={k: metrics[k] for k in ("split", "n", "epoch", "weighted_f1", "accuracy") if k in metrics},
+        model_id=f"{cfg.model.backbone.lower()}-{cfg.loss.name}-{time.strftime('%Y%m%d-%H%M%S')}",
     )
-    metrics = validation_metrics(model, card, data)
-    metrics |= {"split": "val", "epoch": epoch, "checkpoint": Path(ckpt_path).name}
-    card.metrics = {k: metrics[k] for k in ("split", "n", "weighted_f1", "accuracy", "roc_auc", "epoch")}
-    save_model(run_dir, model, card)
-    write_json(run_dir / "metrics.json", metrics)
-    plot_training_curves(read_history(run_dir / "logs"), run_dir / "curves.png", title=cfg.model.backbone)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / HISTORY) as tmp:
+        history.to_csv(tmp, index=False)
+    plot_training_curves(history, out / "curves.png", title=f"{card.backbone} / {cfg.loss.name}")
+    write_json(out / "metrics.json", metrics)
+    write_text(out / "config.yaml", cfg.to_yaml())
+    _copy_logs(job.state_dir / "tensorboard", out / "logs" / "tensorboard")
+    save_model(out, model, card)  # last: model.keras + card present means the folder is complete
 
 
-def _load_best(trainer: pl.Trainer, module: CellClassifier) -> tuple[str, int]:
-    """Put the best-on-validation weights into `module` (last.ckpt when no epoch was ever scored)."""
-    checkpoint = trainer.checkpoint_callback
-    best = getattr(checkpoint, "best_model_path", "") or ""
-    last = os.path.join(getattr(checkpoint, "dirpath", "") or "", "last.ckpt")
-    path = best if best and os.path.isfile(best) else last
-    if not path or not os.path.isfile(path):
-        raise ModelError("training ended without a checkpoint", hint="train for at least one epoch")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    module.load_state_dict(state["state_dict"])
-    return path, int(state.get("epoch", -1)) + 1  # 1-based, as on the curves
-
-
-def validation_metrics(model: torch.nn.Module, card: Any, data: TrainingData) -> dict[str, Any]:
-    """Metrics of `model` on the run's validation images, through the same engine as `evaluate`."""
-    from leukoscope.evaluate.metrics import compute_metrics
-    from leukoscope.infer.engine import InferenceEngine
-
-    rows = data.indices("val")
-    engine = InferenceEngine(model, card, precision="auto")
-    probs = np.concatenate(
-        [engine.predict_arrays(np.array(data.images[rows[i : i + 64]])) for i in range(0, len(rows), 64)]
+def describe_normalization(input_mode: str, pre: PreprocessConfig) -> str:
+    if pre.normalize == "backbone":
+        return f"the backbone's own ImageNet preprocessing ({input_mode})"
+    mean = ", ".join(f"{v:.4f}" for v in pre.mean or ())
+    std = ", ".join(f"{v:.4f}" for v in pre.std or ())
+    return (
+        f"training-set standardisation (x/255 - [{mean}]) / [{std}], "
+        f"handed to the backbone in its ImageNet convention ({input_mode})"
     )
-    frame = data.frame.iloc[rows]
-    subjects = frame["subject"].to_numpy(str) if frame["subject_known"].all() else None
-    return compute_metrics(
-        frame["label"].to_numpy(str), probs, card.class_names, card.threshold, subjects, card.positive_class
-    )
+
+
+def _copy_logs(source: Path, target: Path) -> None:
+    if not source.is_dir():
+        return
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+
+
+def class_counts_param(cfg: RunConfig, counts: list[int]) -> dict[str, Any]:
+    """The loss parameters, with the training set's class counts for the class-weighted losses."""
+    params = dict(cfg.loss.params)
+    if cfg.loss.name in NEEDS_CLASS_COUNTS and "class_counts" not in params:
+        params["class_counts"] = list(counts)
+    return params
+
+
+def class_weights(counts: list[int]) -> dict[int, float]:
+    """Keras class_weight for train.balance=class_weight: W_i = N / (c n_i), like weighted_bce."""
+    n = np.asarray(counts, dtype=np.float64)
+    return {i: float(n.sum() / (len(n) * v)) for i, v in enumerate(n) if v > 0}
