@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TIMM_HUB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,13 +28,3 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("../shared/data/pbc-mini is absent (real-data check runs only where the shared data is)")
     return path
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _torch_threads() -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    except ImportError:
-        pass

@@ -83,3 +83,23 @@ def test_entry_point_gives_one_line_and_exit_2(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 2 and "--difficulty must be between 0 and 1" in result.stderr
+
+
+def test_strict_check_of_a_truncated_bmp_exits_2_through_the_console_script(tmp_path: Path) -> None:
+    """`raise typer.Exit(2)` used to exit 0 from the installed script (click returned the code)."""
+    exe = Path(sys.executable).with_name("leukoscope")
+    import cv2
+    import numpy as np
+
+    root = write_folder(tmp_path / "f", {"all": 2, "hem": 2})
+    ok, bmp = cv2.imencode(".bmp", np.full((64, 64, 3), 120, np.uint8))
+    assert ok
+    (root / "all" / "truncated.bmp").write_bytes(bmp.tobytes()[: len(bmp) // 2])
+    strict = subprocess.run(
+        [str(exe), "data", "check", str(root), "--strict"], capture_output=True, text=True, timeout=120
+    )
+    assert strict.returncode == 2, strict.stderr
+    relaxed = subprocess.run(
+        [str(exe), "data", "check", str(root)], capture_output=True, text=True, timeout=120
+    )
+    assert relaxed.returncode == 0 and "unreadable" in relaxed.stdout

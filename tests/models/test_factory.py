@@ -1,87 +1,119 @@
-"""create_classifier: any timm backbone + the paper's head, logits (B,) for two classes and (B, N) for N."""
+"""build_classifier: any keras.applications backbone by name + the paper's head, flat, returning logits."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import keras
+import numpy as np
 import pytest
-import torch
-from torch import nn
 
+from leukoscope.config import PreprocessConfig
 from leukoscope.errors import ConfigError, ModelError
-from leukoscope.models import HEADS, create_classifier
+from leukoscope.models.backbones import BACKBONES, get_backbone
+from leukoscope.models.card import ModelCard, load_model, save_model
+from leukoscope.models.factory import ClassifierSpec, build_classifier, probability_model
 
-SIZE = 64
-
-
-def _images(batch: int = 2) -> torch.Tensor:
-    return torch.randn(batch, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+STATS = {"mean": (0.5, 0.4, 0.3), "std": (0.2, 0.2, 0.2)}
 
 
-def test_two_classes_give_one_logit_per_image() -> None:
-    model = create_classifier("resnet18", 2).eval()
-    with torch.no_grad():
-        assert model(_images(3)).shape == (3,)
-        assert model(_images(1)).shape == (1,)
+def _spec(backbone: str = "simplecnn", classes: int = 2, size: int = 32, **kw: object) -> ClassifierSpec:
+    return ClassifierSpec(backbone, classes, size, **{**STATS, **kw})  # type: ignore[arg-type]
 
 
-def test_n_classes_give_n_logits() -> None:
-    model = create_classifier("mobilenetv2_100", 5).eval()
-    with torch.no_grad():
-        assert model(_images(3)).shape == (3, 5)
+def _pixels(n: int = 2, size: int = 32) -> np.ndarray:
+    return np.random.default_rng(1).uniform(0, 255, (n, size, size, 3)).astype(np.float32)
 
 
-def test_head_is_gap_dense256_relu_out() -> None:
-    model = create_classifier("resnet18", 2).eval()
-    layers = list(model.head)
-    assert [type(m) for m in layers] == [nn.Linear, nn.ReLU, nn.Linear]
-    assert (layers[0].in_features, layers[0].out_features) == (512, 256)
-    assert (layers[2].in_features, layers[2].out_features) == (256, 1)
-    x = _images()
-    with torch.no_grad():
-        pooled = model.backbone.forward_features(x).mean(dim=(2, 3))  # global average pooling
-        expected = layers[2](torch.relu(layers[0](pooled)))[:, 0]
-        assert torch.allclose(model(x), expected, atol=1e-5)
-
-
-def test_head_options() -> None:
-    model = create_classifier("resnet18", 3, head_hidden=64, dropout=0.3, drop_rate=0.2)
-    assert [type(m) for m in model.head] == [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
-    assert model.head[0].out_features == 64 and model.head[3].out_features == 3
-    assert model.backbone.drop_rate == 0.2
-    linear = create_classifier("resnet18", 2, head="linear")
-    assert [type(m) for m in linear.head] == [nn.Linear] and linear.head[0].in_features == 512
-    assert {"paper", "linear"} <= set(HEADS.names())
-
-
-@pytest.mark.parametrize(
-    ("name", "features", "mean"),
-    [
-        ("densenet201", 1920, (0.485, 0.456, 0.406)),
-        ("efficientnet_b2", 1408, (0.485, 0.456, 0.406)),
-        ("tf_efficientnet_b2", 1408, (0.485, 0.456, 0.406)),
-        ("tf_efficientnet_lite0", 1280, (0.5, 0.5, 0.5)),
-    ],
-)
-def test_paper_and_lite_backbones(name: str, features: int, mean: tuple[float, ...]) -> None:
-    model = create_classifier(name, 2)
-    assert model.head[0].in_features == features
-    assert model.backbone_name == name and model.weights_source == "none"
-    assert tuple(model.data_config["mean"]) == pytest.approx(mean)
-    assert {"input_size", "mean", "std", "interpolation"} <= set(model.data_config)
+def test_every_keras_application_is_registered_case_insensitively() -> None:
+    names = BACKBONES.names()
+    for name in (
+        "densenet201",
+        "efficientnetb2",
+        "efficientnetb0",
+        "mobilenetv3small",
+        "resnet50",
+        "convnexttiny",
+    ):
+        assert name in names
+    assert get_backbone("DenseNet201").label == "DenseNet201"
+    assert get_backbone("EfficientNet-B2").name == "efficientnetb2"
+    assert get_backbone("efficientnetb2").default_size == 260
+    assert get_backbone("densenet201").input_mode == "torch"
+    assert get_backbone("efficientnetb2").input_mode == "raw"
 
 
 def test_unknown_backbone_suggests_close_names() -> None:
-    with pytest.raises(ModelError) as info:
-        create_classifier("resnet181", 2)
-    message = str(info.value)
-    assert "unknown backbone 'resnet181'" in message and "resnet18," in message
-    assert "timm.list_models" in message and "\n" not in message
+    with pytest.raises(ModelError, match="did you mean densenet201") as info:
+        get_backbone("densnet201")
+    assert "\n" not in str(info.value)
+
+
+def test_two_classes_give_one_logit_n_classes_give_n() -> None:
+    model, feature = build_classifier(_spec())
+    assert model.output.shape == (None, 1) and model.input.shape == (None, 32, 32, 3)
+    assert feature == "top_activation"
+    three, _ = build_classifier(_spec(classes=3))
+    assert three(_pixels()).shape == (2, 3)
+
+
+def test_head_is_gap_dense256_relu_logits() -> None:
+    model, _ = build_classifier(_spec())
+    names = [layer.name for layer in model.layers]
+    assert names[:2] == ["pixels", "standardize"] and names[-3:] == ["head_pool", "head_dense", "logits"]
+    dense = model.get_layer("head_dense")
+    assert dense.units == 256 and dense.activation is keras.activations.relu
+    assert model.get_layer("logits").activation is keras.activations.linear
+    with_dropout, _ = build_classifier(_spec(dropout=0.3, head_hidden=64))
+    assert with_dropout.get_layer("head_dropout").rate == 0.3
+    assert with_dropout.get_layer("head_dense").units == 64
+
+
+@pytest.mark.parametrize(("name", "feature"), [("densenet201", "relu"), ("efficientnetb2", "top_activation")])
+def test_paper_backbones_are_flat_with_their_last_feature_map(name: str, feature: str) -> None:
+    model, found = build_classifier(_spec(name, size=32))
+    assert found == feature
+    layer = model.get_layer(feature)  # reachable: the backbone is not a nested model
+    assert len(layer.output.shape) == 4
+    grad_model = keras.Model(model.input, [layer.output, model.output])
+    maps, logits = grad_model(_pixels())
+    assert maps.shape[0] == 2 and logits.shape == (2, 1)
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"num_classes": 1}, {"head_hidden": 0}, {"dropout": 1.0}, {"drop_rate": -0.1}, {"head": "mlp3"}],
+    ("kwargs", "match"),
+    [
+        ({"classes": 1}, "at least 2 classes"),
+        ({"head_hidden": 0}, "head_hidden"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"size": 8}, "at least 16 px"),
+    ],
 )
-def test_bad_settings_are_config_errors(kwargs: dict) -> None:
-    args = {"backbone": "resnet18", "num_classes": 2, **kwargs}
-    with pytest.raises(ConfigError):
-        create_classifier(**args)
+def test_bad_settings_are_one_line_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        build_classifier(_spec(**kwargs))
+    assert "\n" not in str(info.value)
+
+
+def test_dataset_normalisation_without_statistics_is_refused() -> None:
+    with pytest.raises(ConfigError, match="mean and std"):
+        build_classifier(ClassifierSpec("simplecnn", 2, 32))
+
+
+def test_save_and_load_round_trip_with_safe_mode(tmp_path: Path) -> None:
+    model, _ = build_classifier(_spec())
+    card = ModelCard(
+        backbone="simplecnn", class_names=["all", "hem"], preprocess=PreprocessConfig(image_size=32)
+    )
+    save_model(tmp_path, model, card)
+    again, card2 = load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(model(_pixels()), again(_pixels()))
+    assert card2.framework["keras"] == keras.__version__
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "model_card.json"]
+
+
+def test_probability_model_sums_to_one() -> None:
+    model, _ = build_classifier(_spec())
+    probs = np.asarray(probability_model(model, temperature=2.0, positive_index=0)(_pixels()))
+    assert probs.shape == (2, 2)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)

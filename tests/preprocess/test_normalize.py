@@ -67,12 +67,10 @@ def test_dataset_normalization_uses_only_given_ok_training_images():
     assert dataclasses.replace(out, mean=None, std=None) == cfg
 
 
-def test_backbone_normalization_takes_timm_data_config():
-    data_config = {"input_size": (3, 224, 224), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.5, 0.5)}
-    out = resolve_normalization(PreprocessConfig(normalize="backbone"), backbone_data_config=data_config)
-    assert out.mean == (0.5, 0.5, 0.5) and out.std == (0.25, 0.5, 0.5)
-    with pytest.raises(ConfigError, match="mean/std"):
-        resolve_normalization(PreprocessConfig(normalize="backbone"), backbone_data_config={})
+def test_backbone_normalization_needs_no_statistics():
+    # the model's first layer applies the backbone's own preprocessing (models.layers.input_affine)
+    out = resolve_normalization(PreprocessConfig(normalize="backbone"))
+    assert out.mean is None and out.std is None and out.normalize == "backbone"
 
 
 def test_preset_values_are_kept_and_missing_inputs_are_errors():

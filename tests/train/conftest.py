@@ -53,18 +53,22 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_flags(data: Path, out: Path, cache: Path) -> list[str]:
-    """The cheapest real training run: a tiny timm model at 32 px, 1 epoch, fp32."""
+    """The cheapest real training run: the 4-block simplecnn at 32 px, 1 epoch, fp32."""
     return [
-        "--data", str(data), "--out", str(out), "--cache-dir", str(cache), "--backbone", "test_efficientnet",
+        "--data", str(data), "--out", str(out), "--cache-dir", str(cache), "--backbone", "simplecnn",
         "--weights", "none", "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--lr", "1e-3",
         "--val-fold", "2", "--precision", "32", "--no-progress",
     ]  # fmt: skip
 
 
+LEUKOSCOPE = Path(sys.executable).with_name("leukoscope")  # the installed console script
+
+
 def run_cli(*args: str, timeout: float = 300, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    """Run the installed `leukoscope` executable (exit codes as users see them)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run(
-        [sys.executable, "-m", "leukoscope", *args],
+        [str(LEUKOSCOPE), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

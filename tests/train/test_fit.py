@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 from leukoscope.models.card import load_model
@@ -39,20 +39,14 @@ def run_dir(cells_dir: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathF
 
 
 def test_run_directory_has_every_artefact(run_dir: Path) -> None:
-    for name in (
-        "config.yaml",
-        "model_card.json",
-        "model.safetensors",
-        "curves.png",
-        "metrics.json",
-        "splits.csv",
-    ):
+    for name in ("config.yaml", "model_card.json", "model.keras", "curves.png", "metrics.json", "splits.csv"):
         assert (run_dir / name).is_file(), name
-    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
-    assert list((run_dir / "logs" / "csv").glob("version_*/metrics.csv"))
-    assert list((run_dir / "logs" / "tensorboard").glob("version_*/events.out.tfevents.*"))
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history["epoch"]) == [0]
+    assert {"loss", "accuracy", "weighted_f1", "val_loss", "val_weighted_f1", "val_roc_auc"} <= set(history)
+    assert list((run_dir / "logs" / "tensorboard").rglob("events.out.tfevents.*"))
     assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (run_dir.parent / f"{run_dir.name}.state").exists()  # the resume state is cleaned up
 
 
 def test_config_file_and_flags_combine(run_dir: Path) -> None:
@@ -67,8 +61,10 @@ def test_config_file_and_flags_combine(run_dir: Path) -> None:
 
 def test_model_card_and_splits(run_dir: Path) -> None:
     model, card = load_model(run_dir)
-    assert card.backbone == "test_efficientnet" and card.head_hidden == 32
+    assert card.backbone == "simplecnn" and card.head_hidden == 32 and card.feature_layer == "top_activation"
     assert card.class_names == ["all", "hem"] and card.positive_class == "all"
+    assert card.input_mode == "tf" and "training-set standardisation" in card.input_normalization
+    assert card.loss == {"name": "bce", "params": {}}
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert list(card.preprocess.mean) == pytest.approx(saved["preprocess"]["mean"])
     summary = card.data_summary
@@ -78,15 +74,14 @@ def test_model_card_and_splits(run_dir: Path) -> None:
     val = splits[splits["split"] == "val"]
     assert set(val["dataset_split"]) == {"fold_2"}
     assert not set(val["subject"]) & set(splits.loc[splits["split"] == "train", "subject"])
-    best = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
-    weights = {k[len("model.") :]: v for k, v in best["state_dict"].items() if k.startswith("model.")}
-    for key, value in model.state_dict().items():
-        assert torch.equal(value, weights[key]), key  # model.safetensors = the best checkpoint
+    assert (
+        model.dtype_policy.name == "float32" and getattr(model, "optimizer", None) is None
+    )  # no optimizer state
 
 
 def test_metrics_json_matches_evaluate_on_val(run_dir: Path, cache_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["split"] == "val" and metrics["n"] == 16
+    assert metrics["split"] == "val" and metrics["n"] == 16 and metrics["epoch"] == 1
     assert 0.0 <= metrics["weighted_f1"] <= 1.0
     result = run_cli("evaluate", str(run_dir), "--split", "val", "--json", "--cache-dir", str(cache_dir))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -159,16 +154,23 @@ def test_existing_run_and_bad_resume_are_one_line(
     assert "resume" in line
 
 
-def test_deterministic_runs_repeat_exactly(cells_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
-    from safetensors.torch import load_file
+def test_finished_run_has_nothing_to_resume(run_dir: Path) -> None:
+    line = _one_line_error(run_cli("train", "--resume", str(run_dir)))
+    assert "has finished" in line
 
+
+def test_resume_keeps_the_recipe(run_dir: Path) -> None:
+    line = _one_line_error(run_cli("train", "--resume", str(run_dir), "--lr", "0.1"))
+    assert "cannot change" in line
+
+
+def test_deterministic_runs_repeat_exactly(cells_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
     weights = []
     for name in ("a", "b"):
         flags = tiny_flags(cells_dir, tmp_path / name, cache_dir)
-        result = run_cli("train", *flags, "--deterministic", "--seed", "3")
+        result = run_cli("train", *flags, "--deterministic", "--seed", "3", "--epochs", "2")
         assert result.returncode == 0, result.stderr[-2000:]
         assert yaml.safe_load((tmp_path / name / "config.yaml").read_text())["train"]["deterministic"]
-        weights.append(load_file(str(tmp_path / name / "model.safetensors")))
-    assert weights[0].keys() == weights[1].keys()
-    for key in weights[0]:
-        assert torch.equal(weights[0][key], weights[1][key]), key
+        weights.append(load_model(tmp_path / name)[0].get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)

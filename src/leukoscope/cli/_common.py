@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,17 @@ def print_json(obj: Any) -> None:
 
     sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
     sys.stdout.flush()
+
+
+def configure_logging(debug: bool = False) -> None:
+    """LeukoScope's own progress lines (resumes, devices, early stopping) on stderr; others stay quiet."""
+    logger = logging.getLogger("leukoscope")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    logger.propagate = False
 
 
 def build_config(config: Path | None, overrides: dict[str, Any]) -> RunConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -34,6 +35,7 @@ def main(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
 ) -> None:
     _common.STATE["debug"] = debug
+    _common.configure_logging(debug)
 
 
 def _register() -> None:
@@ -48,6 +50,7 @@ _register()
 
 def run() -> None:
     debug = "--debug" in sys.argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "2")  # TF's C++ start-up chatter
     try:
         # standalone_mode=False makes click *return* the code of `raise typer.Exit(n)` instead of
         # exiting with it: without passing it on, `data check --strict` exited 0 through the console script

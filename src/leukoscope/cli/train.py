@@ -30,10 +30,8 @@ def _overrides(**flags: object) -> dict[str, object]:
         "patience": "train.patience",
         "seed": "train.seed",
         "devices": "train.devices",
-        "num_nodes": "train.num_nodes",
-        "strategy": "train.strategy",
-        "accelerator": "train.accelerator",
         "max_steps_per_epoch": "train.max_steps_per_epoch",
+        "state_dir": "train.state_dir",
         "out": "out",
     }
     return {keys[name]: value for name, value in flags.items() if value is not None}
@@ -49,23 +47,33 @@ def train(
         None, "--val", help="A separate validation dataset (default: held-out subjects)."
     ),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (e.g. configs/paper.yaml)."),
-    backbone: str | None = typer.Option(None, "--backbone", help="Any timm model name."),
-    weights: str | None = typer.Option(None, "--weights", help="hub | bundled | none | a weights file."),
+    backbone: str | None = typer.Option(
+        None, "--backbone", help="Any keras.applications model (densenet201, efficientnetb2, ...)."
+    ),
+    weights: str | None = typer.Option(
+        None, "--weights", help="imagenet | none | a .keras / .weights.h5 file or model folder."
+    ),
     loss: str | None = typer.Option(None, "--loss", help="bce, weighted_bce, focal, hinge, focal_hinge, ..."),
     epochs: int | None = typer.Option(None, "--epochs", min=1),
     image_size: int | None = typer.Option(None, "--image-size", min=8),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
     out: str | None = typer.Option(None, "--out", "-o", help="Run directory (default runs/latest)."),
-    resume: Path | None = typer.Option(None, "--resume", help="Continue a run directory from its last.ckpt."),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Continue a run directory from its last complete epoch."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
-    devices: str | None = typer.Option(None, "--devices", help="auto, a count (2) or ids (0,1)."),
-    num_nodes: int | None = typer.Option(None, "--num-nodes", min=1),
-    strategy: str | None = typer.Option(None, "--strategy", help="auto, ddp, ..."),
-    accelerator: str | None = typer.Option(None, "--accelerator", help="auto, cpu, gpu."),
+    devices: str | None = typer.Option(
+        None, "--devices", help="auto (all GPUs, mirrored), a count (2), GPU ids (0,1), cpu, or cpu:N."
+    ),
+    accelerator: str | None = typer.Option(
+        None, "--accelerator", help="auto | cpu (ignore GPUs) | gpu (require one)."
+    ),
     seed: int | None = typer.Option(None, "--seed"),
-    precision: str | None = typer.Option(None, "--precision", help="auto, bf16, 16, 32."),
-    balance: str | None = typer.Option(None, "--balance", help="none, oversample, sampler."),
+    precision: str | None = typer.Option(
+        None, "--precision", help="auto, bf16 (mixed_bfloat16), 16 (mixed_float16, GPU), 32."
+    ),
+    balance: str | None = typer.Option(None, "--balance", help="none, oversample, class_weight."),
     patience: int | None = typer.Option(None, "--patience", min=1, help="Early stopping on val weighted F1."),
     num_workers: int | None = typer.Option(None, "--num-workers", min=0),
     val_fold: int | None = typer.Option(
@@ -75,6 +83,12 @@ def train(
         None, "--classes", help="Comma-separated classes to keep, e.g. all,hem."
     ),
     max_steps_per_epoch: int | None = typer.Option(None, "--max-steps-per-epoch", min=1),
+    state_dir: str | None = typer.Option(
+        None, "--state-dir", help="Where the resume state lives (default: <out>.state)."
+    ),
+    run_eagerly: bool = typer.Option(
+        False, "--run-eagerly", help="No graph tracing: faster for a dozen steps, slower for long runs."
+    ),
     cache_dir: str | None = typer.Option(None, "--cache-dir", help="Preprocessing cache folder."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs only)."),
     deterministic: bool = typer.Option(
@@ -85,19 +99,21 @@ def train(
     from leukoscope.cli._common import build_config
     from leukoscope.config import RunConfig
     from leukoscope.errors import ConfigError
-    from leukoscope.train.fit import fit, is_global_zero
+    from leukoscope.train.fit import fit
 
     flags = _overrides(
         data=data, val=val, val_fold=val_fold, classes=_classes(classes), cache_dir=cache_dir,
         num_workers=num_workers, backbone=backbone, weights=weights, loss=loss, lr=lr, image_size=image_size,
         epochs=epochs, batch_size=batch_size, precision=precision, balance=balance, patience=patience,
-        seed=seed, devices=devices, num_nodes=num_nodes, strategy=strategy, accelerator=accelerator,
-        max_steps_per_epoch=max_steps_per_epoch, out=out,
+        seed=seed, devices=_devices(devices, accelerator), max_steps_per_epoch=max_steps_per_epoch,
+        state_dir=state_dir, out=out,
     )  # fmt: skip
     if no_progress:
         flags["train.progress"] = False
     if deterministic:
         flags["train.deterministic"] = True
+    if run_eagerly:
+        flags["train.run_eagerly"] = True
     if resume is not None:
         saved = resume / "config.yaml"
         if not saved.is_file():
@@ -106,12 +122,27 @@ def train(
     else:
         cfg = build_config(config, flags)
     run_dir = fit(cfg, resume=resume, overwrite=overwrite)
-    if is_global_zero():
-        _summary(run_dir)
+    _summary(run_dir)
 
 
-RESUMABLE = ("train.epochs", "train.devices", "train.num_nodes", "train.strategy", "train.accelerator")
-RESUMABLE += ("data.num_workers", "train.progress", "train.patience")
+def _devices(devices: str | None, accelerator: str | None) -> str | None:
+    """--accelerator in TensorFlow terms: cpu hides the GPUs, gpu insists on one (--devices wins)."""
+    from leukoscope.errors import ConfigError
+
+    if accelerator in (None, "auto") or devices is not None:
+        return devices
+    if accelerator == "cpu":
+        return "cpu"
+    if accelerator in ("gpu", "cuda"):
+        from leukoscope.train.hardware import gpus
+
+        if not gpus():
+            raise ConfigError("--accelerator gpu, but TensorFlow sees no GPU", hint="use --accelerator cpu")
+        return "auto"
+    raise ConfigError(f"--accelerator is {accelerator!r}", hint="choose auto, cpu or gpu")
+
+
+RESUMABLE = ("train.devices", "data.num_workers", "train.progress", "train.state_dir")
 
 
 def _resume_flags(flags: dict[str, object]) -> dict[str, object]:
@@ -138,7 +169,7 @@ def _summary(run_dir: Path) -> None:
             f"validation (best epoch {metrics.get('epoch', '?')}): weighted F1 {metrics['weighted_f1']:.4f}, "
             f"accuracy {metrics['accuracy']:.4f}, n {metrics['n']}"
         )
-    console.print(f"model: {run_dir / 'model.safetensors'}  curves: {run_dir / 'curves.png'}")
+    console.print(f"model: {run_dir / 'model.keras'}  curves: {run_dir / 'curves.png'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -28,7 +28,9 @@ class PairLoss(keras.losses.Loss):
 
     loss_name = "loss"
 
-    def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size", **kwargs: Any) -> None:
+    def __init__(
+        self, name: str | None = None, reduction: str = "sum_over_batch_size", **kwargs: Any
+    ) -> None:
         super().__init__(name=name or self.loss_name, reduction=reduction, **kwargs)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
@@ -97,7 +99,9 @@ def check_counts(name: str, class_counts: Sequence[int] | None) -> list[int]:
     if (
         isinstance(class_counts, str | bytes)
         or len(class_counts) < 2
-        or not all(isinstance(n, int | np.integer) and not isinstance(n, bool) and n > 0 for n in class_counts)
+        or not all(
+            isinstance(n, int | np.integer) and not isinstance(n, bool) and n > 0 for n in class_counts
+        )
     ):
         raise ConfigError(
             f"loss {name!r}: class_counts must list at least 2 positive whole numbers, got {class_counts!r}"

@@ -108,7 +108,9 @@ def load_keras(path: str | Path) -> Any:
     try:
         return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:
-        raise ModelError(f"cannot load the model ({type(exc).__name__}: {str(exc)[:200]})", path=path) from None
+        raise ModelError(
+            f"cannot load the model ({type(exc).__name__}: {str(exc)[:200]})", path=path
+        ) from None
 
 
 def model_folder(path: str | Path) -> Path:

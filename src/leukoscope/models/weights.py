@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,8 @@ def _guarded_get_file(real: Any, backbone: str, fname: str | None, origin: str |
         return str(real(fname, origin, **kwargs))  # valid: Keras uses it without a network call
     if not origin or not reachable(origin):
         raise ModelError(
-            f"ImageNet weights for {backbone} are not in the Keras cache and the download host is unreachable",
+            f"ImageNet weights for {backbone} are not in the Keras cache and the download host is "
+            "unreachable",
             path=cached,
             hint=f"{where} (md5 {expected or 'unknown'}), run the workflow's `weights` rule where there is "
             "internet, or use --weights none",
@@ -155,7 +157,9 @@ def _load_h5(model: Any, path: Path) -> None:
     except Exception as exc:  # a different head: keep the layers that fit
         first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     try:
-        model.load_weights(str(path), skip_mismatch=True)
+        with warnings.catch_warnings():  # Keras prints every skipped tensor in full
+            warnings.simplefilter("ignore")
+            model.load_weights(str(path), skip_mismatch=True)
     except Exception as exc:
         raise ModelError(f"weights do not fit this model ({type(exc).__name__}: {exc})", path=path) from None
     log.warning("loaded %s skipping layers that do not fit (%s)", path.name, first)

@@ -1,4 +1,4 @@
-"""Class balance for training: oversampling to target counts (the paper) or a weighted sampler.
+"""Class balance for training: oversampling to target counts (the paper); Keras class weights in fit.
 
 Oversampled copies go through the random train-time augmentation, so a repeated cell is seen flipped,
 rotated or CLAHE-enhanced rather than identically: the paper's 20,050 training samples.
@@ -55,10 +55,3 @@ def oversample_indices(
         picked.append(rng.choice(members, size=rest, replace=False))
     out = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
     return np.sort(out)
-
-
-def sample_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Per-sample weight 1 / n_class, so a WeightedRandomSampler draws each class equally often."""
-    labels = np.asarray(labels, dtype=np.int64)
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    return 1.0 / counts[labels]

@@ -50,9 +50,10 @@ class WeightedF1(keras.metrics.Metric):
         else:
             predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
         truth = ops.cast(ops.reshape(y_true, (-1,)), "int32")
-        pairs = ops.one_hot(truth, self.num_classes)[:, :, None] * ops.one_hot(predicted, self.num_classes)[
-            :, None, :
-        ]
+        pairs = (
+            ops.one_hot(truth, self.num_classes)[:, :, None]
+            * ops.one_hot(predicted, self.num_classes)[:, None, :]
+        )
         self.confusion.assign_add(ops.sum(pairs, axis=0))
 
     def result(self) -> Any:

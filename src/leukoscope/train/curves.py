@@ -20,9 +20,15 @@ def curves_frame(history: pd.DataFrame) -> pd.DataFrame:
             if column in history.columns:
                 part = history[["epoch", column]].dropna()
                 rows.append(
-                    pd.DataFrame({"epoch": part["epoch"] + 1, "metric": metric, "split": split, "value": part[column]})
+                    pd.DataFrame(
+                        {"epoch": part["epoch"] + 1, "metric": metric, "split": split, "value": part[column]}
+                    )
                 )
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["epoch", "metric", "split", "value"])
+    return (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame(columns=["epoch", "metric", "split", "value"])
+    )
 
 
 def plot_training_curves(history: pd.DataFrame, path: str | Path, title: str = "") -> Path:
@@ -38,7 +44,9 @@ def plot_training_curves(history: pd.DataFrame, path: str | Path, title: str = "
     for ax, (metric, label) in zip(axes, PANELS, strict=True):
         part = long[long["metric"] == metric]
         if len(part):
-            sns.lineplot(part, x="epoch", y="value", hue="split", style="split", markers=True, dashes=False, ax=ax)
+            sns.lineplot(
+                part, x="epoch", y="value", hue="split", style="split", markers=True, dashes=False, ax=ax
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

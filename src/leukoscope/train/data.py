@@ -6,7 +6,6 @@ Every data problem (no images, one class, a subject in two splits) surfaces here
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,8 @@ class TrainingData:
 
     def class_counts(self, split: str = "train") -> list[int]:
         return np.bincount(self.labels(split), minlength=len(self.class_names)).astype(int).tolist()
+
+
 FIT_SPLITS = ("train", "val")  # what training caches and reads; test is listed in splits.csv only
 
 

@@ -64,6 +64,14 @@ def fit(cfg: RunConfig, resume: str | Path | None = None, overwrite: bool = Fals
         claim_run_dir(run_dir, overwrite)
     inputs, data = fit_inputs_from_config(cfg)
     cfg = dataclasses.replace(cfg, preprocess=inputs.preprocess, out=str(run_dir))
+    if resume is not None and (run_dir / "model.keras").is_file():
+        state = state_directory(cfg, run_dir, config_hash(cfg, inputs))
+        if not (state / "state.json").is_file():
+            raise ConfigError(
+                "this run has finished: there is nothing to resume",
+                path=run_dir,
+                hint="train again with --overwrite, or with another --out",
+            )
     write_text(run_dir / "config.yaml", cfg.to_yaml())  # marks the folder as a run in progress
     write_splits(run_dir / "splits.csv", data)
     return fit_inputs(inputs, cfg, run_dir)
@@ -94,7 +102,11 @@ def config_hash(cfg: RunConfig, inputs: FitInputs) -> str:
         for part in parents:
             node = node[part]
         node.pop(leaf, None)
-    data["_inputs"] = {"fingerprint": inputs.fingerprint, "classes": inputs.class_names, "n": len(inputs.train)}
+    data["_inputs"] = {
+        "fingerprint": inputs.fingerprint,
+        "classes": inputs.class_names,
+        "n": len(inputs.train),
+    }
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -37,7 +37,9 @@ class TrainingJob:
         self.backbone = get_backbone(cfg.model.backbone)
         self.placement = hardware.resolve_devices(cfg.train.devices)  # before TensorFlow picks devices
         hardware.threads_from_environment()
-        self.policy = hardware.resolve_precision(cfg.train.precision, on_gpu="GPU" in self.placement.description)
+        self.policy = hardware.resolve_precision(
+            cfg.train.precision, on_gpu="GPU" in self.placement.description
+        )
         self.jit = hardware.resolve_jit(cfg.train.jit_compile)
         counts = inputs.train.class_counts(len(inputs.class_names))
         self.loss_params = class_counts_param(cfg, counts)
@@ -70,7 +72,9 @@ class TrainingJob:
         if o.name == "adam":
             return keras.optimizers.Adam(lr, beta_1=o.betas[0], beta_2=o.betas[1])
         if o.name == "adamw":
-            return keras.optimizers.AdamW(lr, beta_1=o.betas[0], beta_2=o.betas[1], weight_decay=o.weight_decay)
+            return keras.optimizers.AdamW(
+                lr, beta_1=o.betas[0], beta_2=o.betas[1], weight_decay=o.weight_decay
+            )
         if o.name == "sgd":
             return keras.optimizers.SGD(lr, momentum=o.momentum, weight_decay=o.weight_decay or None)
         raise ConfigError(f"optim.name is {o.name!r}", hint="choose one of: adam, adamw, sgd")
@@ -206,9 +210,8 @@ class TrainingJob:
         """The best epoch's weights in a fresh float32 model (no optimizer, no distribution strategy)."""
         import keras
 
-        from leukoscope.models.factory import build_classifier
-
         import leukoscope.models.layers  # noqa: F401  (registered layers of last.keras)
+        from leukoscope.models.factory import build_classifier
 
         keras.mixed_precision.set_global_policy("float32")
         source = getattr(self, "trained", None)
