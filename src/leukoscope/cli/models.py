@@ -1,4 +1,4 @@
-"""`leukoscope backbones`: every backbone name `--backbone` takes, with its ImageNet size and input convention."""
+"""`leukoscope backbones`: every name `--backbone` takes, with its ImageNet size and input convention."""
 
 from __future__ import annotations
 
