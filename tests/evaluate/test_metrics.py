@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
 from leukoscope.errors import DataError
 from leukoscope.evaluate.metrics import compute_metrics
-from leukoscope.evaluate.plots import plot_confusion_matrix, plot_roc, plot_training_curves
+from leukoscope.evaluate.plots import plot_confusion_matrix, plot_roc
 
 CLASSES = ["all", "hem"]  # positive class "all" (index 0), as for C-NMC
 
@@ -96,17 +95,12 @@ def test_pngs_are_written(tmp_path: Path) -> None:
     labels, probs, _ = _binary()
     m = compute_metrics(labels, probs, CLASSES, positive_class="all")
     y = np.array([0 if v == "all" else 1 for v in labels])
-    history = pd.DataFrame(
-        {"epoch": [0, 1, 2], "train/loss": [0.7, 0.5, 0.4], "val/loss": [0.69, 0.6, 0.55],
-         "train/weighted_f1": [0.6, 0.8, 0.9], "val/weighted_f1": [0.55, 0.7, 0.75]}
-    )  # fmt: skip
     paths = [
         plot_confusion_matrix(m["confusion_matrix"], CLASSES, tmp_path / "cm.png"),
         plot_roc(y, probs, CLASSES, tmp_path / "roc.png", positive_class="all"),
         plot_roc(
             np.array([0, 1, 2, 1]), np.eye(3)[[0, 1, 2, 0]] * 0.8 + 0.05, ["a", "b", "c"], tmp_path / "r3.png"
         ),
-        plot_training_curves(history, tmp_path / "curves.png"),
     ]
     for path in paths:
         data = path.read_bytes()

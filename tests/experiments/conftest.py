@@ -1,4 +1,4 @@
-"""Tiny datasets and one shared cross-validation whose fold runs double as ensemble members."""
+"""Tiny datasets and two trained runs (simplecnn, 32 px, seconds each) that serve as ensemble members."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import pytest
 from leukoscope.config import RunConfig
 
 TINY = {
-    "preprocess.image_size": 48,
+    "model.backbone": "simplecnn",
+    "model.weights": "none",
+    "preprocess.image_size": 32,
     "train.epochs": 1,
     "train.batch_size": 8,
     "train.max_steps_per_epoch": 2,
@@ -70,23 +72,25 @@ def prelim_manifest(cnmc: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="session")
-def cv_cnmc(cnmc: Path, tiny_cfg: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    from leukoscope.experiments.cv import run_cv
+def fold_runs(cnmc: Path, tiny_cfg: Any, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A run validated on official fold 0 and trained on folds 1-2 (`leukoscope train --val-fold 0`),
+    and a second, untrained member of the same architecture (an ensemble needs two; training it too
+    would only cost time)."""
+    from infer.helpers import make_model_dir
+    from leukoscope.train.fit import fit
 
-    out = tmp_path_factory.mktemp("cv") / "cnmc"
-    return run_cv(tiny_cfg(cnmc), 3, out, tta="flips", bootstrap=50), out
+    root = tmp_path_factory.mktemp("runs")
+    trained = fit(tiny_cfg(cnmc, **{"data.val_fold": 0, "out": str(root / "fold_0")}))
+    return [trained, make_model_dir(root / "other", seed=1)]
 
 
 @pytest.fixture
-def member_runs(cv_cnmc: tuple[dict, Path], tmp_path: Path) -> list[Path]:
-    """Copies of two fold runs (tests may change their cards)."""
-    _, out = cv_cnmc
-    runs = []
-    for f in (0, 1):
-        target = tmp_path / f"member_{f}"
-        shutil.copytree(out / f"fold_{f}", target, ignore=shutil.ignore_patterns("checkpoints", "logs"))
-        runs.append(target)
-    return runs
+def member_runs(fold_runs: list[Path], tmp_path: Path) -> list[Path]:
+    """Copies of the two members (tests may change their cards)."""
+    return [
+        Path(shutil.copytree(run, tmp_path / f"member_{k}", ignore=shutil.ignore_patterns("logs")))
+        for k, run in enumerate(fold_runs)
+    ]
 
 
 def read_csv(path: Path) -> pd.DataFrame:

@@ -18,20 +18,19 @@ from leukoscope.models.card import load_model, save_model
 
 
 def _overconfident(run: Path, factor: float) -> None:
-    """Multiply the output layer by `factor`: the same ranking, logits `factor` times too large."""
+    """Multiply the logits layer by `factor`: the same ranking, logits `factor` times too large."""
     model, card = load_model(run)
-    last = model.head[-1]
-    last.weight.data *= factor
-    last.bias.data *= factor
+    layer = model.get_layer("logits")
+    layer.set_weights([w * factor for w in layer.get_weights()])
     save_model(run, model, card)
 
 
 @pytest.fixture
-def val_manifest(cv_cnmc: tuple[dict, Path], prelim_manifest: Path, tmp_path: Path) -> Path:
+def val_manifest(fold_runs: list[Path], prelim_manifest: Path, tmp_path: Path) -> Path:
     """Fold 0's validation images (unseen by the fold-0 run) + the preliminary test images."""
-    _, out = cv_cnmc
-    fold0 = pd.read_csv(out / "fold_0" / "manifests" / "val.csv", keep_default_na=False)
-    both = pd.concat([fold0.drop(columns="split"), pd.read_csv(prelim_manifest, keep_default_na=False)])
+    splits = pd.read_csv(fold_runs[0] / "splits.csv", keep_default_na=False)
+    fold0 = splits[splits["split"] == "val"][["path", "label", "subject"]]
+    both = pd.concat([fold0, pd.read_csv(prelim_manifest, keep_default_na=False)])
     path = tmp_path / "val.csv"
     both.to_csv(path, index=False)
     return path
@@ -41,7 +40,7 @@ def test_calibrate_lowers_ece_and_updates_the_card(
     member_runs: list[Path], val_manifest: Path, cache_dir: Path
 ) -> None:
     from leukoscope.experiments.calibrate import calibrate_run
-    from leukoscope.infer.engine import InferenceEngine
+    from leukoscope.infer.predictor import load_predictor
 
     run = member_runs[0]
     _overconfident(run, 30.0)
@@ -53,13 +52,14 @@ def test_calibrate_lowers_ece_and_updates_the_card(
     assert card["temperature"] == pytest.approx(result["temperature"])
     assert card["threshold"] == pytest.approx(result["threshold"])
     assert (run / "calibration" / "reliability_after.png").is_file()
-    model, loaded = load_model(run)  # inference now applies the temperature
-    engine = InferenceEngine(model, loaded, precision="fp32")
+    predictor = load_predictor(run, backend="keras", precision="fp32")  # inference now applies T
+    loaded = predictor.card
     images, _ = cached_images(labelled_table(val_manifest, loaded.class_names), loaded.preprocess, cache_dir)
-    x = engine.to_input(np.array(images))
-    logits = engine.logits(x).numpy()
+    logits = predictor.logits(np.array(images))
     expected = 1 / (1 + np.exp(-logits / result["temperature"]))
-    assert np.allclose(engine.predict_tensor(x)[:, loaded.positive_index], expected, atol=1e-5)
+    assert np.allclose(
+        predictor.predict_arrays(np.array(images))[:, loaded.positive_index], expected, atol=1e-5
+    )
 
 
 def test_calibrate_cli_sensitivity_target(
@@ -84,7 +84,8 @@ def test_calibrate_refuses_a_test_split(
 ) -> None:
     test_csv = tmp_path / "test.csv"
     pd.read_csv(prelim_manifest).assign(split="test").to_csv(test_csv, index=False)
-    cmd = [sys.executable, "-m", "leukoscope", "calibrate", str(member_runs[0]), "--val", str(test_csv)]
+    exe = Path(sys.executable).with_name("leukoscope")  # the installed console script
+    cmd = [str(exe), "calibrate", str(member_runs[0]), "--val", str(test_csv)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "test split" in proc.stderr + proc.stdout and "Traceback" not in proc.stderr

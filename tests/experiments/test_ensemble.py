@@ -118,6 +118,27 @@ def test_mc_dropout_inserts_dropout_and_is_seeded(
     assert not np.allclose(samples[0], samples[1])
     plain = Member(member_runs[0], ens.card.class_names)
     assert np.allclose(plain.predict(images), plain.predict(images))  # and only in MC mode
+    mc_model = ens.members[0].predictor.model
+    assert {layer.name for layer in mc_model.layers} >= {"mc_dropout_inserted", "block1_bn"}
+
+
+def test_mc_dropout_keeps_batch_norm_in_inference_mode(tmp_path: Path) -> None:
+    """Only dropout is switched on: with p close to 0 the MC model is the plain model (BN statistics are
+    not recomputed from the batch), and a model that has dropout keeps its own layer and rate."""
+    from infer.helpers import cell_image, make_model_dir
+    from leukoscope.experiments.ensemble import mc_dropout_model
+    from leukoscope.models.card import load_model
+    from leukoscope.preprocess.pipeline import preprocess_image
+
+    model, card = load_model(make_model_dir(tmp_path / "drop", dropout=0.3))
+    batch = np.stack([preprocess_image(cell_image(i), card.preprocess) for i in range(6)]).astype(np.float32)
+    mc, layers, inserted = mc_dropout_model(model, 0.2)
+    assert not inserted and [layer.name for layer in layers] == ["head_dropout_mc"] and layers[0].rate == 0.3
+    assert not np.allclose(np.asarray(mc(batch)), np.asarray(model(batch, training=False)))
+    tiny, _, inserted = mc_dropout_model(load_model(make_model_dir(tmp_path / "plain"))[0], 1e-7)
+    plain = load_model(tmp_path / "plain")[0]
+    assert inserted
+    np.testing.assert_allclose(np.asarray(tiny(batch)), np.asarray(plain(batch, training=False)), atol=1e-5)
 
 
 def test_tta_is_the_mean_over_views(member_runs: list[Path], prelim_manifest: Path, cache_dir: Path) -> None:
@@ -129,14 +150,15 @@ def test_tta_is_the_mean_over_views(member_runs: list[Path], prelim_manifest: Pa
     assert not np.allclose(ens.predict_arrays(images, tta="d8"), ens.predict_arrays(images), atol=1e-7)
 
 
-def test_members_with_different_preprocessing(member_runs: list[Path], prelim_manifest: Path) -> None:
+def test_members_with_different_preprocessing(
+    member_runs: list[Path], prelim_manifest: Path, tmp_path: Path
+) -> None:
+    from infer.helpers import make_model_dir
     from leukoscope.data.images import read_image
     from leukoscope.preprocess.pipeline import preprocess_image
 
-    card = ModelCard.load(member_runs[1])
-    card.preprocess.image_size = 64  # the backbone pools globally, so another input size still runs
-    card.save(member_runs[1])
-    spec = new_spec(member_runs, "mean")
+    bigger = make_model_dir(tmp_path / "at48", size=48)  # a model built for 48 px crops
+    spec = new_spec([member_runs[0], bigger], "mean")
     ens = Ensemble(spec, [Member(m, spec.class_names) for m in spec.members])
     assert not ens.shared_preprocess
     table = labelled_table(prelim_manifest, ens.card.class_names)

@@ -1,4 +1,4 @@
-"""`evaluate` takes whatever `predict` takes (run, ensemble spec, ONNX), with TTA, calibration,
+"""`evaluate` takes whatever `predict` takes (run, ensemble spec, an export), with TTA, calibration,
 bootstrap CIs and an HTML report in every evaluation."""
 
 from __future__ import annotations
@@ -71,16 +71,23 @@ def test_tta_changes_the_probabilities_but_keeps_them_probabilities(
     assert not np.allclose(plain, d8, atol=1e-6)
 
 
-def test_onnx_export_evaluates_like_the_run(
+def test_exports_evaluate_like_the_run(
     member_runs: list[Path], prelim_manifest: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
+    from leukoscope.infer.export import export_model_dir
+
     kwargs = {"cache_dir": str(cache_dir), "precision": "fp32"}
-    torch_m = evaluate_model(member_runs[0], str(prelim_manifest), out=tmp_path / "t", **kwargs)
+    keras_m = evaluate_model(
+        member_runs[0], str(prelim_manifest), out=tmp_path / "k", backend="keras", **kwargs
+    )
     onnx_m = evaluate_model(
         member_runs[0], str(prelim_manifest), out=tmp_path / "o", backend="onnx", **kwargs
     )
-    assert onnx_m["backend"] == "onnx"
-    assert np.allclose(
-        _probs(tmp_path / "t", ["all", "hem"]), _probs(tmp_path / "o", ["all", "hem"]), atol=1e-4
-    )
-    assert onnx_m["weighted_f1"] == pytest.approx(torch_m["weighted_f1"])
+    tflite = export_model_dir(member_runs[0], "tflite", tmp_path / "deploy" / "model.tflite").path
+    tflite_m = evaluate_model(tflite, str(prelim_manifest), out=tmp_path / "t", **kwargs)
+    assert (keras_m["backend"], onnx_m["backend"], tflite_m["backend"]) == ("keras", "onnx", "tflite")
+    for other, metrics in (("o", onnx_m), ("t", tflite_m)):
+        assert np.allclose(_probs(tmp_path / "k", ["all", "hem"]), _probs(tmp_path / other, ["all", "hem"]),
+                           atol=1e-4)  # fmt: skip
+        assert metrics["weighted_f1"] == pytest.approx(keras_m["weighted_f1"])
+    assert tflite_m["training_overlap"]["checked"] == 0  # a bare export has no splits.csv to check

@@ -1,4 +1,4 @@
-"""One saved model per session: building and saving EfficientNet-Lite0 is the slow part."""
+"""One saved model per session (simplecnn at 32 px) and its Keras predictor."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from .helpers import make_model_dir
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("lite0"))
+    return make_model_dir(tmp_path_factory.mktemp("simplecnn"))
 
 
 @pytest.fixture(scope="session")
 def predictor(model_dir: Path):
     from leukoscope.infer.predictor import load_predictor
 
-    return load_predictor(model_dir, precision="fp32")
+    return load_predictor(model_dir, backend="keras", precision="fp32")

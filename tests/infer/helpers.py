@@ -1,4 +1,4 @@
-"""Small models and images for inference tests: bundled EfficientNet-Lite0 at 64 px, cells on black."""
+"""Small models and images for inference tests: simplecnn at 32 px (builds in a second), cells on black."""
 
 from __future__ import annotations
 
@@ -9,31 +9,39 @@ import numpy as np
 
 from leukoscope.config import PreprocessConfig
 from leukoscope.models.card import ModelCard, save_model
-from leukoscope.models.factory import create_classifier
+
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 
 def make_model_dir(
     root: Path,
     *,
-    backbone: str = "tf_efficientnet_lite0",
-    weights: str = "bundled",
-    size: int = 64,
+    backbone: str = "simplecnn",
+    size: int = 32,
     classes: tuple[str, ...] = ("all", "hem"),
     seed: int = 0,
+    dropout: float = 0.0,
 ) -> Path:
     """Save a classifier + card whose probabilities spread around 0.5 on `cell_image`s (both classes)."""
-    import torch
+    import keras
 
-    torch.manual_seed(seed)
-    model = create_classifier(backbone, len(classes), weights=weights).eval()
-    if len(classes) == 2:
-        _spread_logits(model, size)
+    from leukoscope.models.backbones import get_backbone
+    from leukoscope.models.factory import ClassifierSpec, build_classifier
+
+    keras.utils.set_random_seed(seed)
+    spec = ClassifierSpec(backbone, len(classes), size, mean=MEAN, std=STD, dropout=dropout)
+    model, feature_layer = build_classifier(spec, weights="none")
+    pre = PreprocessConfig(crop="cell", image_size=size, mean=MEAN, std=STD)
+    _spread_logits(model, pre)
     card = ModelCard(
         backbone=backbone,
         class_names=list(classes),
         positive_class=classes[0] if len(classes) == 2 else None,
-        preprocess=PreprocessConfig(crop="cell", image_size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-        weights_source=weights,
+        preprocess=pre,
+        weights_source="none",
+        dropout=dropout,
+        input_mode=get_backbone(backbone).input_mode,
+        feature_layer=feature_layer,
         model_id=f"test-{backbone}",
     )
     return save_model(root, model, card)
@@ -77,22 +85,17 @@ def write_mixed_folder(root: Path, good: int = 3) -> dict[str, Path]:
     return files
 
 
-def _spread_logits(model: object, size: int, target_std: float = 2.0) -> None:
-    """Rescale the last layer so logits on test cells have median 0 and std `target_std`.
+def _spread_logits(model: object, pre: PreprocessConfig, target_std: float = 2.0) -> None:
+    """Rescale the logits layer so logits on test cells have median 0 and std `target_std`.
 
     A random head gives probabilities clustered at 0.5 (or saturated): agreement and parity tests on
     such outputs would prove little.
     """
-    import torch
-
     from leukoscope.preprocess.pipeline import preprocess_image
 
-    cfg = PreprocessConfig(crop="cell", image_size=size)
-    batch = np.stack([preprocess_image(cell_image(i), cfg) for i in range(32)])
-    x = (torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
-    with torch.no_grad():
-        logits = model(x)  # type: ignore[operator]
-        last = model.head[-1]  # type: ignore[attr-defined]
-        scale = target_std / float(logits.std().clamp_min(1e-6))
-        last.weight.mul_(scale)
-        last.bias.mul_(scale).sub_(float(logits.median()) * scale)
+    batch = np.stack([preprocess_image(cell_image(i), pre) for i in range(32)]).astype(np.float32)
+    logits = np.asarray(model(batch, training=False))  # type: ignore[operator]
+    layer = model.get_layer("logits")  # type: ignore[attr-defined]
+    kernel, bias = layer.get_weights()
+    scale = target_std / max(float(logits.std()), 1e-6)
+    layer.set_weights([kernel * scale, (bias - np.median(logits, axis=0)) * scale])

@@ -1,4 +1,5 @@
-"""Grad-CAM: right layer per family, heatmap aligned with the original image, PNG of the original's size."""
+"""Grad-CAM: the backbone's last feature map per family, heatmaps aligned with the original image,
+PNG overlays of the original's size, and the CLI refusing what has no gradients."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import timm
-import torch
 from typer.testing import CliRunner
 
 from leukoscope.cli.main import app
@@ -27,27 +26,30 @@ from .helpers import cell_image, write_image, write_mixed_folder
 
 
 @pytest.mark.parametrize(
-    ("name", "attr"),
-    [
-        ("test_efficientnet", "bn2"),
-        ("test_resnet", "layer4"),
-        ("test_convnext", "stages"),
-        ("test_nfnet", "final_act"),
-    ],
+    ("backbone", "layer"),
+    [("simplecnn", "top_activation"), ("densenet121", "relu"), ("efficientnetb0", "top_activation")],
 )
-def test_target_layer_per_family(name: str, attr: str) -> None:
-    backbone = timm.create_model(name, num_classes=0)
-    layer = find_target_layer(backbone)
-    expected = getattr(backbone, attr)
-    assert layer is (expected[-1] if attr == "stages" else expected)
+def test_target_layer_per_family(backbone: str, layer: str) -> None:
+    """Found by search (no card), it is the layer the factory names and the paper's Grad-CAM layer."""
+    from leukoscope.models.factory import ClassifierSpec, build_classifier
+
+    spec = ClassifierSpec(backbone, 2, 64, mean=(0.5,) * 3, std=(0.25,) * 3)  # 64 px: a 2x2 last map
+    model, feature_layer = build_classifier(spec, weights="none")
+    assert find_target_layer(model) == feature_layer == layer
+    assert find_target_layer(model, "pixels") == "pixels"  # the card's choice wins when the model has it
 
 
-def test_target_layer_falls_back_to_last_spatial_output() -> None:
-    conv = torch.nn.Conv2d(8, 8, 3, padding=1)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), conv, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
-    )
-    assert find_target_layer(model) is conv  # the pool's 1x1 output is skipped
+def test_target_layer_skips_maps_without_space() -> None:
+    import keras
+
+    x = inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, name="conv_a")(x)
+    x = keras.layers.Conv2D(8, 3, name="conv_b")(x)
+    x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pooled")(x)  # (1, 1, 8): 4-D, no space
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="logits")(x))
+    assert find_target_layer(model) == "conv_b"
+    assert find_target_layer(model, "missing_layer") == "conv_b"
 
 
 def test_cam_maps_back_through_crop_and_padding() -> None:
@@ -79,8 +81,11 @@ def test_explain_cli_writes_overlays_of_original_size(model_dir: Path, tmp_path:
 
 
 def test_explainer_data_url_and_target(model_dir: Path) -> None:
+    from leukoscope.infer.predictor import KerasPredictor, predicted_labels, preprocess_rgb
+
     model, card = load_model(model_dir)
     explainer = GradCamExplainer(model, card)
+    assert explainer.layer == card.feature_layer == "top_activation"
     rgb = cell_image(3, height=80, width=96)
     x, y, w, h = crop_box(rgb, card.preprocess)
     outside = np.ones(rgb.shape[:2], bool)
@@ -95,6 +100,11 @@ def test_explainer_data_url_and_target(model_dir: Path) -> None:
     # two classes share one logit z, scored as (z, -z): their Grad-CAM maps are ReLU(S) and ReLU(-S)
     assert max(c.max() for c in cams.values()) > 0
     assert not np.any((cams["all"] > 1e-3) & (cams["hem"] > 1e-3))
+    keras_pred = KerasPredictor(model, card, model_id="x", precision="fp32")
+    for i in range(6):  # the default target is the class `predict` gives, threshold included
+        image = cell_image(i)
+        probs = keras_pred.predict_arrays(preprocess_rgb(image, card))
+        assert explainer.explain(image).target == predicted_labels(probs, card)[0]
     url = explainer.explain(rgb).data_url()
     assert url.startswith("data:image/png;base64,")
     decoded = cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
@@ -102,9 +112,34 @@ def test_explainer_data_url_and_target(model_dir: Path) -> None:
     assert png_data_url(b"\x89PNG") == "data:image/png;base64,iVBORw=="
 
 
-def test_explain_refuses_onnx(tmp_path: Path) -> None:
+def test_graph_cam_matches_an_eager_computation(model_dir: Path) -> None:
+    """The tf.function's map equals Grad-CAM done by hand, eagerly: ReLU(sum_k mean(dz/dA_k) A_k)."""
+    import keras
+    import tensorflow as tf
+
+    from leukoscope.infer.predictor import preprocess_rgb
+
+    model, card = load_model(model_dir)
+    explainer = GradCamExplainer(model, card)
+    split = keras.Model(model.input, [model.get_layer(card.feature_layer).output, model.output])
+    image = preprocess_rgb(cell_image(2), card)
+    for target, sign in (("all", 1.0), ("hem", -1.0)):  # "all" is the positive class: score z, else -z
+        with tf.GradientTape() as tape:
+            features, logits = split(image[None].astype(np.float32))
+            score = sign * logits[0, 0]
+        grads = tape.gradient(score, features)[0].numpy()
+        manual = np.maximum((features[0].numpy() * grads.mean(axis=(0, 1))).sum(axis=-1), 0)
+        heat, chosen = explainer._cam(
+            image, np.int32(card.class_names.index(target)), np.float32(1), np.float32(0.5)
+        )
+        assert card.class_names[int(chosen)] == target
+        expected = manual / max(manual.max(), 1e-12)
+        np.testing.assert_allclose(heat.numpy(), expected, atol=1e-4)
+
+
+def test_explain_refuses_exports_and_ensembles(tmp_path: Path) -> None:
     fake = tmp_path / "m.onnx"
     fake.write_bytes(b"")
     result = CliRunner().invoke(app, ["explain", str(fake), str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
-    assert "Grad-CAM needs the PyTorch model" in str(result.exception)
+    assert "Grad-CAM needs the Keras model" in str(result.exception)

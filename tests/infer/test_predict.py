@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from leukoscope.cli.main import app
 from leukoscope.errors import DataError
 from leukoscope.infer.predict import find_images, predict_paths, write_predictions
-from leukoscope.infer.predictor import Predictor, load_predictor
+from leukoscope.infer.predictor import Predictor, load_predictor, preprocess_rgb
 
 from .helpers import cell_image, write_image, write_mixed_folder
 
@@ -36,7 +37,7 @@ def _check_rows(rows: list[dict], mixed: dict[str, Path]) -> None:
             p = float(row["p_all"]) + float(row["p_hem"])
             assert p == pytest.approx(1.0, abs=1e-5)
             assert row["predicted"] in ("all", "hem")
-            assert row["model"] == "test-tf_efficientnet_lite0"
+            assert row["model"] == "test-simplecnn"
         else:
             assert row["error"], f"{key} should have an error"
             assert row["predicted"] in ("", None) and row["p_all"] in ("", None)
@@ -47,13 +48,31 @@ def _check_rows(rows: list[dict], mixed: dict[str, Path]) -> None:
 
 def test_predict_paths_mixed_inputs_with_workers(predictor: Predictor, mixed: dict[str, Path]) -> None:
     folder = mixed["good0"].parent
-    results = predict_paths(predictor, [folder], batch_size=2, workers=1)
+    results = predict_paths(predictor, [folder], batch_size=2, workers=2)
     rows = [r.row(predictor.card.class_names) for r in results]
     _check_rows(rows, mixed)
     # label follows the card's threshold on P(positive = "all")
     for r in results:
         if not r.error:
             assert r.predicted == ("all" if r.probabilities["all"] >= 0.5 else "hem")
+
+
+def test_decoding_stays_a_bounded_number_of_batches_ahead(
+    predictor: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many files, only PREFETCH + 1 batches are decoded before the first one is used."""
+    import leukoscope.infer.predict as predict_module
+
+    items = [(write_image(tmp_path / f"{i}.png", cell_image(i)), "") for i in range(40)]
+    calls: list[int] = []
+    real = predict_module.load_item
+    monkeypatch.setattr(predict_module, "load_item", lambda item, cfg: calls.append(1) or real(item, cfg))
+    batches = predict_module.decoded_batches(items, predictor.card.preprocess, 4, workers=2)
+    first = next(batches)
+    assert [i for i, _, _ in first] == [0, 1, 2, 3]
+    assert len(calls) <= (predict_module.PREFETCH + 1) * 4
+    rest = list(batches)
+    assert [i for b in [first, *rest] for i, _, _ in b] == list(range(40)) and len(calls) == 40
 
 
 def test_predictions_do_not_depend_on_batch_composition(predictor: Predictor, mixed: dict[str, Path]) -> None:
@@ -77,9 +96,11 @@ def test_find_images_files_folders_globs(tmp_path: Path) -> None:
         find_images([tmp_path / "empty"])
 
 
-def test_cli_writes_csv_and_json(model_dir: Path, mixed: dict[str, Path], tmp_path: Path) -> None:
+def test_cli_writes_csv_json_and_parquet(model_dir: Path, mixed: dict[str, Path], tmp_path: Path) -> None:
+    import pandas as pd
+
     folder = str(mixed["good0"].parent)
-    for suffix in (".csv", ".json"):
+    for suffix in (".csv", ".json", ".parquet"):
         out = tmp_path / f"preds{suffix}"
         result = runner.invoke(app, ["predict", str(model_dir), folder, "--out", str(out), "--workers", "0"])
         assert result.exit_code == 0, result.output
@@ -87,6 +108,11 @@ def test_cli_writes_csv_and_json(model_dir: Path, mixed: dict[str, Path], tmp_pa
             with out.open(newline="") as fh:
                 rows = list(csv.DictReader(fh))
             assert list(rows[0]) == ["path", "predicted", "p_all", "p_hem", "model", "error"]
+        elif suffix == ".parquet":
+            frame = pd.read_parquet(out)
+            assert list(frame.columns) == ["path", "predicted", "p_all", "p_hem", "model", "error"]
+            assert frame["p_all"].dtype == "float64"
+            rows = [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in frame.to_dict("records")]
         else:
             rows = json.loads(out.read_text())
             assert isinstance(rows, list)
@@ -113,7 +139,7 @@ def test_tta_rows_still_sum_to_one(predictor: Predictor, mixed: dict[str, Path])
 def test_write_predictions_refuses_unknown_suffix(tmp_path: Path) -> None:
     from leukoscope.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"use \.csv or \.json"):
+    with pytest.raises(ConfigError, match=r"use \.csv, \.json or \.parquet"):
         write_predictions([], ["all", "hem"], tmp_path / "p.xlsx")
 
 
@@ -124,6 +150,9 @@ def test_write_predictions_refuses_unknown_suffix(tmp_path: Path) -> None:
         (["{model}", "{tmp}", "--out", "{tmp}/p.xlsx"], "use --out preds.csv"),
         (["{model}", "{tmp}", "--tta", "d4"], "unknown TTA mode"),
         (["{model}", "{tmp}", "--backend", "onnx", "--precision", "bf16"], "runs in fp32"),
+        (["{model}", "{tmp}", "--backend", "tflite", "--compile"], "keras backend only"),
+        (["{model}", "{tmp}", "--backend", "torch"], "torch backend is gone"),
+        (["{model}", "{tmp}", "--precision", "fp16"], "unknown precision"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(
@@ -145,12 +174,27 @@ def test_user_errors_are_one_line_exit_2(
     assert message in err and "Traceback" not in err
 
 
+def test_exit_codes_through_the_installed_command(
+    model_dir: Path, mixed: dict[str, Path], tmp_path: Path
+) -> None:
+    """The console script itself: a user error is one line and exit 2; a mixed folder is exit 0."""
+    exe = Path(sys.executable).with_name("leukoscope")
+    bad = subprocess.run([str(exe), "predict", str(model_dir), str(tmp_path), "--backend", "torch"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "torch backend is gone" in bad.stderr and "Traceback" not in bad.stderr
+    out = tmp_path / "p.json"
+    args = [str(exe), "predict", str(model_dir), str(mixed["good0"].parent), "--out", str(out)]
+    good = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert good.returncode == 0, good.stderr
+    assert len(json.loads(out.read_text())) == len(mixed) and "on keras fp32" in good.stderr
+
+
 def test_bf16_and_fp32_labels_agree(model_dir: Path, predictor: Predictor) -> None:
-    """bf16 autocast (+ channels_last) must not change decisions except within rounding of the threshold."""
+    """Keras' mixed_bfloat16 policy must not change decisions except within rounding of the threshold."""
     from leukoscope.infer.predictor import preprocess_rgb
 
     fp32 = predictor
-    bf16 = load_predictor(model_dir, precision="bf16")
+    bf16 = load_predictor(model_dir, backend="keras", precision="bf16")
     assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
     batch = np.stack([preprocess_rgb(cell_image(i), fp32.card) for i in range(32)])
     p32, p16 = fp32.predict_arrays(batch), bf16.predict_arrays(batch)
@@ -171,12 +215,32 @@ def test_predict_runs_an_ensemble_spec(model_dir: Path, predictor: Predictor, tm
     spec = save_spec(tmp_path / "ens", EnsembleSpec(members=[str(model_dir)] * 2, class_names=["all", "hem"]))
     image = write_image(tmp_path / "c.png", cell_image(5))
     for target in (spec, spec.parent):
-        ens = load_predictor(target, precision="fp32")
+        ens = load_predictor(target, backend="keras", precision="fp32")
         row = predict_paths(ens, [image], workers=0)[0]
         assert row.model.startswith("ensemble-")
         assert row.probabilities == pytest.approx(
             predict_paths(predictor, [image], workers=0)[0].probabilities
         )
+
+
+def test_an_ensemble_spec_written_like_the_workflow_does(
+    model_dir: Path, predictor: Predictor, tmp_path: Path
+) -> None:
+    """The workflow writes `write_json(path, EnsembleSpec(...).to_dict())` with members relative to it."""
+    import os
+
+    from leukoscope._io import write_json
+    from leukoscope.experiments.ensemble import EnsembleSpec
+
+    spec_file = tmp_path / "results" / "ensemble" / "ensemble.json"
+    member = os.path.relpath(model_dir, spec_file.parent)
+    spec = EnsembleSpec(members=[member], class_names=["hem", "all"], method="weighted", weights=[1.0])
+    write_json(spec_file, spec.to_dict())
+    ens = load_predictor(spec_file)
+    batch = np.stack([preprocess_rgb(cell_image(i), predictor.card) for i in range(5)])
+    expected = predictor.predict_arrays(batch)[:, ::-1]  # the spec's class order, not the member's
+    np.testing.assert_allclose(ens.predict_arrays(batch), expected, atol=1e-6)
+    assert ens.card.class_names == ["hem", "all"] and ens.backend == "keras"
 
 
 def test_isbi_submission_in_numeric_order(

@@ -31,9 +31,9 @@ def _error(response, status: int) -> str:
 
 def test_health_and_model_card(client: TestClient) -> None:
     health = client.get("/health").json()
-    assert health["status"] == "ok" and health["model"] == "test-tf_efficientnet_lite0"
+    assert health["status"] == "ok" and health["model"] == "test-simplecnn"
     info = client.get("/api/v1/model").json()
-    assert info["card"]["class_names"] == ["all", "hem"] and info["backend"] == "torch"
+    assert info["card"]["class_names"] == ["all", "hem"] and info["backend"] == "keras"
     assert info["card"]["preprocess"]["mean"] == [0.5, 0.5, 0.5]
 
 
@@ -52,7 +52,7 @@ def test_predict_one_image(client: TestClient) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"class", "probabilities", "model"}
-    assert body["class"] in ("all", "hem") and body["model"] == "test-tf_efficientnet_lite0"
+    assert body["class"] in ("all", "hem") and body["model"] == "test-simplecnn"
     assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert body["class"] == ("all" if body["probabilities"]["all"] >= 0.5 else "hem")
 
@@ -275,7 +275,7 @@ def test_default_bind_is_loopback() -> None:
 def test_serving_an_onnx_export(serve_model_dir: Path, tmp_path: Path) -> None:
     from leukoscope.infer.export import export_model_dir
 
-    onnx_path = export_model_dir(serve_model_dir, tmp_path / "m.onnx").path
+    onnx_path = export_model_dir(serve_model_dir, "onnx", tmp_path / "m.onnx").path
     fp32_app = create_app(serve_model_dir, ServeSettings(precision="fp32"))
     with TestClient(create_app(onnx_path)) as c, TestClient(fp32_app) as ref:
         info = c.get("/api/v1/model").json()
@@ -284,14 +284,34 @@ def test_serving_an_onnx_export(serve_model_dir: Path, tmp_path: Path) -> None:
         expected = ref.post("/api/v1/predict", files={"file": ("a.png", PNG)}).json()["probabilities"]
         assert got == pytest.approx(expected, abs=1e-4)
         asked = c.post("/api/v1/predict", params={"explain": "true"}, files={"file": ("a.png", PNG)})
-        assert "PyTorch model" in _error(asked, 400)
+        assert "Keras model" in _error(asked, 400)
+
+
+def test_a_folder_with_an_export_predicts_on_it_and_still_explains(
+    serve_model_dir: Path, tmp_path: Path
+) -> None:
+    """auto serves model.tflite (faster on CPU); heatmaps come from the folder's model.keras."""
+    import shutil
+
+    from leukoscope.infer.export import export_model_dir
+
+    folder = Path(shutil.copytree(serve_model_dir, tmp_path / "m"))
+    export_model_dir(folder, "tflite")
+    with TestClient(create_app(folder)) as c, TestClient(create_app(serve_model_dir)) as ref:
+        info = c.get("/api/v1/model").json()
+        assert info["backend"] == "tflite" and info["explain"] is True
+        r = c.post("/api/v1/predict", params={"explain": "true"}, files={"file": ("a.png", PNG)})
+        assert r.status_code == 200, r.text
+        expected = ref.post("/api/v1/predict", files={"file": ("a.png", PNG)}).json()["probabilities"]
+        assert r.json()["probabilities"] == pytest.approx(expected, abs=1e-4)
+        assert r.json()["heatmap"].startswith("data:image/png;base64,")
 
 
 @pytest.mark.slow
 def test_compiled_model_serves_the_same_class(serve_model_dir: Path) -> None:
     answers = []
     for compile in (False, True):
-        settings = ServeSettings(compile=compile, precision="fp32")  # fp32: compiled must match to 1e-4
+        settings = ServeSettings(compile=compile, precision="fp32")  # XLA on the Keras model, to 1e-4
         with TestClient(create_app(serve_model_dir, settings)) as c:
             answers.append(c.post("/api/v1/predict", files={"file": ("a.png", PNG)}).json())
     plain, compiled = answers

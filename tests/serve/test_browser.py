@@ -31,7 +31,7 @@ def test_upload_shows_class_bars_and_heatmap(live_server: str, tmp_path: Path) -
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.goto(live_server + "/")
             page.wait_for_function("document.getElementById('model-info').textContent.includes('classes')")
-            assert "test-tf_efficientnet_lite0" in page.text_content("#model-info")
+            assert "test-simplecnn" in page.text_content("#model-info")
 
             page.set_input_files("#file-input", str(good))
             card = page.wait_for_selector(".result[data-predicted]", timeout=60_000)

@@ -8,13 +8,14 @@ from typing import Any
 import typer
 
 from leukoscope.cli._common import console, print_json
+from leukoscope.cli.infer import BACKEND_HELP, COMPILE_HELP, PRECISION_HELP
 
 SUMMARY_KEYS = ("weighted_f1", "accuracy", "balanced_accuracy", "roc_auc", "subject_majority_accuracy")
 
 
 def evaluate(
     run_dir: Path = typer.Argument(
-        ..., help="A run directory, an ensemble spec (ensemble.json) or an exported .onnx file."
+        ..., help="A model folder / run directory, an ensemble spec (ensemble.json) or an export."
     ),
     data: str | None = typer.Option(None, "--data", help="Dataset to read the split from."),
     split: str | None = typer.Option(
@@ -24,24 +25,22 @@ def evaluate(
         None, "--out", "-o", help="Output folder (default RUN_DIR/eval-<split>)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    precision: str = typer.Option("auto", "--precision", help="auto, bf16 or fp32."),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, flips or d8."),
     bootstrap: int = typer.Option(
         0, "--bootstrap", min=0, help="Subject-level bootstrap resamples for CIs of weighted F1 and AUC."
     ),
-    backend: str = typer.Option("auto", "--backend", help="auto, torch or onnx."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
-    compile: bool = typer.Option(
-        False,
-        "--compile",
-        help="torch.compile the model (fastest on long runs; ~10 s to compile per batch shape).",
-    ),
+    compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
     cache_dir: str | None = typer.Option(None, "--cache-dir", help="Preprocessing cache folder."),
 ) -> None:
     """Write metrics.json, report.html, predictions.csv and the confusion / ROC / reliability plots."""
     from leukoscope.evaluate.run import evaluate_model
+    from leukoscope.infer.predictor import check_backend
 
+    check_backend(backend)
     metrics = evaluate_model(
         run_dir, data, split, out, cache_dir=cache_dir, precision=precision, batch_size=batch_size,
         progress=not as_json, tta=tta, bootstrap=bootstrap, backend=backend, seed=seed, compile=compile,

@@ -1,220 +1,22 @@
-"""`leukoscope cv`, `experiment table2|gamma`, `ensemble`, `calibrate`: stage 6 on the command line."""
+"""`leukoscope ensemble`, `calibrate`: stage 6 on the command line (grids and folds: the workflow)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from leukoscope.cli._common import console, print_json
 
-experiment_app = typer.Typer(
-    help="The paper's experiment grids (Table 2, focal-hinge gamma).", no_args_is_help=True
-)
-
-DATA = typer.Option(..., "--data", help="Dataset folder or CSV manifest.")
-CONFIG = typer.Option(None, "--config", "-c", help="YAML config (flags win over it).")
 TTA = typer.Option("none", "--tta", help="Test-time augmentation for scoring: none, flips or d8.")
 JSON = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 VAL_SPLIT = typer.Option(None, "--val-split", help="Use only this split of --val (e.g. fold_2).")
 BOOTSTRAP = typer.Option(0, "--bootstrap", min=0, help="Subject-level bootstrap resamples for CIs (0: none).")
-IMAGE_SIZE = typer.Option(None, "--image-size", min=8)
-EPOCHS = typer.Option(None, "--epochs", min=1)
-MAX_STEPS = typer.Option(None, "--max-steps-per-epoch", min=1, help="Cap on steps per epoch (smoke runs).")
-LIMIT = typer.Option(None, "--limit-per-class", min=1, help="Use at most this many images per class.")
 CACHE_DIR = typer.Option(None, "--cache-dir", help="Preprocessing cache folder.")
 
 
-def _train_flags(**flags: Any) -> dict[str, Any]:
-    """Training flags -> dotted RunConfig keys (None: keep the config's value)."""
-    from leukoscope.cli.train import _classes, _overrides
-
-    if flags.get("classes") is not None:
-        flags["classes"] = _classes(flags["classes"])
-    return _overrides(**flags)
-
-
-def _say(as_json: bool) -> Any:
-    return (lambda _msg: None) if as_json else (lambda msg: console.print(f"[cyan]{msg}[/]"))
-
-
-def cv(
-    data: str = DATA,
-    folds: int = typer.Option(5, "--folds", "-k", min=2, help="Number of folds (C-NMC: 3 = official)."),
-    config: Path | None = CONFIG,
-    out: Path = typer.Option(Path("runs/cv"), "--out", "-o", help="Output folder (one run per fold)."),
-    backbone: str | None = typer.Option(None, "--backbone"),
-    weights: str | None = typer.Option(None, "--weights", help="hub | bundled | none | a file."),
-    loss: str | None = typer.Option(None, "--loss"),
-    epochs: int | None = EPOCHS,
-    image_size: int | None = IMAGE_SIZE,
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1),
-    lr: float | None = typer.Option(None, "--lr"),
-    classes: str | None = typer.Option(None, "--classes", help="Comma-separated classes, e.g. all,hem."),
-    positive_class: str | None = typer.Option(None, "--positive-class", help="Two classes: the sigmoid's."),
-    max_steps_per_epoch: int | None = MAX_STEPS,
-    seed: int | None = typer.Option(None, "--seed"),
-    cache_dir: str | None = CACHE_DIR,
-    tta: str = TTA,
-    bootstrap: int = BOOTSTRAP,
-    as_json: bool = JSON,
-) -> None:
-    """Subject-grouped K-fold cross-validation: per-fold and mean ± std metrics, OOF predictions, report."""
-    from leukoscope.cli._common import build_config
-    from leukoscope.experiments.cv import run_cv
-
-    flags = _train_flags(
-        data=data, backbone=backbone, weights=weights, loss=loss, epochs=epochs, image_size=image_size,
-        batch_size=batch_size, lr=lr, classes=classes, max_steps_per_epoch=max_steps_per_epoch, seed=seed,
-        cache_dir=cache_dir,
-    )  # fmt: skip
-    if positive_class is not None:
-        flags["data.positive_class"] = positive_class
-    if as_json:
-        flags["train.progress"] = False
-    summary = run_cv(
-        build_config(config, flags), folds, out, tta=tta, bootstrap=bootstrap, progress=_say(as_json)
-    )
-    if as_json:
-        print_json(summary)
-        return
-    _print_cv(summary)
-
-
-def _print_cv(s: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{s['k']}-fold cross-validation, {s['n_images']} images")
-    for col in ("metric", "mean", "std", *[f"fold {r['fold']}" for r in s["folds"]]):
-        table.add_column(col, justify="right")
-    for key, mean in s["mean"].items():
-        std = s["std"][key]
-        cells = [_num(mean), _num(std), *[_num(r.get(key)) for r in s["folds"]]]
-        table.add_row(key, *cells)
-    console.print(table)
-    if not s["subject_known"]:
-        console.print(
-            "[yellow]note:[/] subjects unknown: each image is its own subject (a patient leak is possible)"
-        )
-    console.print(f"report: {s['report']}  predictions: {s['predictions']}  ({s['wall_time_s']} s)")
-
-
-def _num(v: Any) -> str:
-    return "n/a" if v is None else f"{v:.4f}"
-
-
-def _grid_config(scale: str, config: Path | None, flags: dict[str, Any]) -> Any:
-    from leukoscope.experiments._runs import layered_config
-    from leukoscope.experiments.table2 import SCALE_PRESETS, scale_backbones
-
-    scale_backbones(scale)  # validates the scale
-    return layered_config(SCALE_PRESETS[scale], config, flags)
-
-
-def _csv(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
-
-
-def table2(
-    data: str = DATA,
-    scale: str = typer.Option("smoke", "--scale", help="smoke (CPU, minutes) or full (GPU reproduction)."),
-    config: Path | None = CONFIG,
-    out: Path = typer.Option(Path("runs/table2"), "--out", "-o"),
-    losses: str | None = typer.Option(
-        None, "--losses", help="Subset, e.g. bce,focal_hinge (default: all 5)."
-    ),
-    backbones: str | None = typer.Option(None, "--backbones", help="Override the scale's two backbones."),
-    image_size: int | None = IMAGE_SIZE,
-    epochs: int | None = EPOCHS,
-    max_steps_per_epoch: int | None = MAX_STEPS,
-    limit_per_class: int | None = LIMIT,
-    cache_dir: str | None = CACHE_DIR,
-    tta: str = TTA,
-    as_json: bool = JSON,
-) -> None:
-    """Five losses x two backbones + their ensemble; Markdown/CSV table beside the paper's numbers."""
-    from leukoscope.experiments import paper
-    from leukoscope.experiments.table2 import run_grid, scale_backbones, stand_ins_for, table2_cells
-
-    cfg = _grid_config(
-        scale,
-        config,
-        _grid_flags(data, image_size, epochs, max_steps_per_epoch, limit_per_class, cache_dir, as_json),
-    )
-    chosen = _csv(backbones) or list(scale_backbones(scale))
-    cells = table2_cells(chosen, _csv(losses) or list(paper.LOSSES))
-    summary = run_grid(
-        cfg, cells, out, stand_ins=stand_ins_for(chosen, scale), tta=tta, progress=_say(as_json)
-    )
-    _print_grid(summary, out, as_json)
-
-
-def gamma(
-    data: str = DATA,
-    scale: str = typer.Option("smoke", "--scale", help="smoke (CPU, minutes) or full (GPU)."),
-    config: Path | None = CONFIG,
-    out: Path = typer.Option(Path("runs/gamma"), "--out", "-o"),
-    gammas: str = typer.Option("1,1.5,2,3,4", "--gammas", help="Focal hinge gamma values (> 0.5)."),
-    backbones: str | None = typer.Option(None, "--backbones", help="Default: the scale's two backbones."),
-    image_size: int | None = IMAGE_SIZE,
-    epochs: int | None = EPOCHS,
-    max_steps_per_epoch: int | None = MAX_STEPS,
-    limit_per_class: int | None = LIMIT,
-    cache_dir: str | None = CACHE_DIR,
-    tta: str = TTA,
-    as_json: bool = JSON,
-) -> None:
-    """Focal hinge loss with several gamma values on each backbone, scored the same way as Table 2."""
-    from leukoscope.errors import ConfigError
-    from leukoscope.experiments.table2 import gamma_cells, run_grid, scale_backbones
-
-    try:
-        values = [float(g) for g in _csv(gammas) or []]
-    except ValueError:
-        raise ConfigError(f"--gammas {gammas!r} is not a list of numbers", hint="e.g. 1,1.5,2,3,4") from None
-    cfg = _grid_config(
-        scale,
-        config,
-        _grid_flags(data, image_size, epochs, max_steps_per_epoch, limit_per_class, cache_dir, as_json),
-    )
-    chosen = _csv(backbones) or list(scale_backbones(scale))
-    summary = run_grid(
-        cfg, gamma_cells(chosen, values), out, kind="gamma", ensemble=False, tta=tta, progress=_say(as_json)
-    )
-    _print_grid(summary, out, as_json)
-
-
-def _grid_flags(
-    data: str,
-    image_size: int | None,
-    epochs: int | None,
-    max_steps: int | None,
-    limit: int | None,
-    cache_dir: str | None,
-    as_json: bool,
-) -> dict[str, Any]:
-    flags = _train_flags(
-        data=data, image_size=image_size, epochs=epochs, max_steps_per_epoch=max_steps, cache_dir=cache_dir
-    )
-    if limit is not None:
-        flags["data.limit_per_class"] = limit
-    if as_json:
-        flags["train.progress"] = False
-    return flags
-
-
-def _print_grid(summary: dict[str, Any], out: Path, as_json: bool) -> None:
-    if as_json:
-        print_json(summary)
-        return
-    typer.echo((out / "table.md").read_text(encoding="utf-8"))
-    files = f"{out / 'table.md'}, {out / 'table.csv'}, {out / 'report.html'}"
-    console.print(f"written: {files} ({summary['wall_time_s']} s)")
-
-
 def ensemble(
-    runs: list[Path] = typer.Argument(..., help="Run directories to combine."),
+    runs: list[Path] = typer.Argument(..., help="Model folders / run directories to combine."),
     val: str = typer.Option(..., "--val", help="VALIDATION data to fit weights/threshold and score on."),
     method: str = typer.Option("mean", "--method", help="mean | weighted | mc-dropout."),
     out: Path = typer.Option(Path("runs/ensemble"), "--out", "-o", help="Folder for ensemble.json + report."),
@@ -259,7 +61,7 @@ def ensemble(
 
 
 def calibrate(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    run_dir: Path = typer.Argument(..., help="A model folder / run directory (with model.keras)."),
     val: str = typer.Option(..., "--val", help="VALIDATION data (never the test set)."),
     tune_threshold: str = typer.Option(
         "fixed", "--tune-threshold", help="fixed, max-f1 or sensitivity:0.95."
@@ -289,9 +91,5 @@ def calibrate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("cv")(cv)
-    experiment_app.command("table2")(table2)
-    experiment_app.command("gamma")(gamma)
-    app.add_typer(experiment_app, name="experiment")
     app.command("ensemble")(ensemble)
     app.command("calibrate")(calibrate)

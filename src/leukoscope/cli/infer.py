@@ -9,9 +9,16 @@ import typer
 from leukoscope.cli._common import console
 
 MODEL_HELP = (
-    "A run directory / model folder (model_card.json + model.safetensors), an ensemble spec (ensemble.json) "
-    "or an exported .onnx file."
+    "A model folder (model_card.json + model.keras, e.g. results/models/<backbone>/<loss>/ or a run "
+    "directory), its model.keras, an ensemble spec (ensemble.json) or an export (.onnx, .tflite, SavedModel)."
 )
+BACKEND_HELP = (
+    "auto | keras | tflite | onnx. auto: an up-to-date model.tflite / model.onnx beside model.keras when "
+    "its runtime is installed (faster on CPU), else Keras; naming tflite/onnx converts in memory if none "
+    "is there."
+)
+PRECISION_HELP = "auto | fp32 | bf16 (Keras only; auto: bf16 only on hardware with bf16 units, else fp32)."
+COMPILE_HELP = "XLA-compile the Keras model (jit_compile): for GPUs; on CPU it was measured slower."
 SUBMISSION_FORMATS = ("isbi",)
 
 
@@ -21,7 +28,10 @@ def predict(
         ..., help="Image files, folders (searched recursively) or glob patterns."
     ),
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Write predictions to .csv or .json (atomic); with --submission, a .zip."
+        None,
+        "--out",
+        "-o",
+        help="Write predictions to .csv, .json or .parquet (atomic); with --submission, a .zip.",
     ),
     submission: str | None = typer.Option(
         None, "--submission", help="isbi: also write the C-NMC 2019 challenge's zip (isbi_valid.predict)."
@@ -29,26 +39,21 @@ def predict(
     tta: str = typer.Option(
         "none", help="Test-time augmentation: none | flips | d8 (probabilities averaged)."
     ),
-    backend: str = typer.Option("auto", help="auto | torch | onnx (a run directory can also run on onnx)."),
+    backend: str = typer.Option("auto", help=BACKEND_HELP),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
     workers: int | None = typer.Option(
-        None, "--workers", min=0, help="Decoding processes (default: cores - 1)."
+        None, "--workers", min=0, help="Decoding threads (default: the cores, at most 8; 0: no threads)."
     ),
-    precision: str = typer.Option(
-        "auto", help="auto | bf16 | fp32 (auto: bf16 where the CPU/GPU is fast at it)."
-    ),
-    compile: bool = typer.Option(
-        False,
-        "--compile",
-        help="torch.compile the model (fastest on long runs; ~10 s to compile per batch shape).",
-    ),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
+    compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
     """Classify images; unreadable files are listed with an error instead of stopping the batch."""
     from leukoscope.infer.predict import OUTPUT_SUFFIXES, predict_paths, write_predictions
-    from leukoscope.infer.predictor import load_predictor
+    from leukoscope.infer.predictor import check_backend, load_predictor
     from leukoscope.infer.tta import check_mode
 
     check_mode(tta)
+    check_backend(backend)
     zip_out = _submission_path(submission, out)
     if zip_out is not None and out is not None and out.suffix.lower() == ".zip":
         out = None
@@ -58,7 +63,7 @@ def predict(
         raise ConfigError(
             f"cannot write predictions as {out.suffix or 'a file without suffix'}",
             path=out,
-            hint="use --out preds.csv or --out preds.json",
+            hint="use --out preds.csv, preds.json or preds.parquet",
         )
     predictor = load_predictor(model, backend=backend, precision=precision, compile=compile)
     results = predict_paths(predictor, paths, tta=tta, batch_size=batch_size, workers=workers)
@@ -123,7 +128,7 @@ def _print_table(results: list, class_names: list[str]) -> None:
 
 def explain(
     model: Path = typer.Argument(
-        ..., help="A run directory / model folder (Grad-CAM needs the PyTorch model)."
+        ..., help="A model folder (model_card.json + model.keras) or its model.keras."
     ),
     paths: list[str] = typer.Argument(
         ..., help="Image files, folders (searched recursively) or glob patterns."
@@ -133,12 +138,14 @@ def explain(
     """Grad-CAM heatmaps over the original images: which part of the cell drove the prediction."""
     from leukoscope.errors import ModelError
     from leukoscope.infer.explain import GradCamExplainer, explain_paths
+    from leukoscope.infer.predictor import model_kind
     from leukoscope.models.card import load_model
 
-    if model.suffix.lower() == ".onnx":
+    if not model.exists():
         raise ModelError(
-            "Grad-CAM needs the PyTorch model", path=model, hint="pass the run directory instead"
+            "model not found", path=model, hint="pass a model folder (model_card.json + model.keras)"
         )
+    _refuse_exports(model, model_kind(model))
     net, card = load_model(model)
     rows = explain_paths(GradCamExplainer(net, card), paths, out)
     for row in rows:
@@ -148,33 +155,53 @@ def explain(
     console.print(f"{written} heatmap(s) written to {out}, {len(rows) - written} skipped")
 
 
+def _refuse_exports(model: Path, kind: str) -> None:
+    from leukoscope.errors import ModelError
+
+    if kind != "folder":
+        raise ModelError(
+            f"Grad-CAM needs the Keras model, not {'an ensemble' if kind == 'ensemble' else 'an export'}",
+            path=model,
+            hint="pass the model folder (model_card.json + model.keras)",
+        )
+
+
 def export(
-    model: Path = typer.Argument(..., help="A run directory / model folder."),
-    format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output file (default: <model>/model.onnx)."),
+    model: Path = typer.Argument(..., help="A model folder (model_card.json + model.keras)."),
+    format: str = typer.Option(
+        "onnx", "--format", "-f", help="onnx | tflite (LiteRT) | saved_model (TF Serving) | all."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output file / SavedModel folder (default: <model>/model.onnx, model.tflite, saved_model/). "
+        "TF Serving wants <base>/<name>/<version>/, e.g. --out serving/leukoscope/1.",
+    ),
     opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
 ) -> None:
-    """Export the fp32 model to ONNX with the model card embedded.
+    """Export the model for deployment, with its card beside it (and, for ONNX, inside).
 
-    Input `input`: normalised float32 NCHW (dynamic batch); output `probabilities`: (N, classes) in the
-    card's class order.
+    Input `pixels`: float32 NHWC RGB 0-255 of the preprocessed crop (dynamic batch); output
+    `probabilities`: (N, classes) in the card's class order, temperature applied.
     """
     from leukoscope.cli._common import print_json
-    from leukoscope.errors import ConfigError
-    from leukoscope.infer.export import export_model_dir
+    from leukoscope.errors import ConfigError, ModelError
+    from leukoscope.infer.export import FORMATS, check_format, describe, export_model_dir
 
-    if format.lower() != "onnx":
-        raise ConfigError(f"unknown export format {format!r}", hint="use --format onnx")
-    result = export_model_dir(model, out, opset)
-    console.print(f"exported {result.path} (opset {result.opset}, {result.exporter} exporter)")
-    print_json(
-        {
-            "path": str(result.path),
-            "opset": result.opset,
-            "exporter": result.exporter,
-            "input": list(result.input_shape),
-        }
-    )
+    if not model.exists():
+        raise ModelError(
+            "model not found", path=model, hint="pass a model folder (model_card.json + model.keras)"
+        )
+    formats = list(FORMATS) if format.lower() == "all" else [check_format(format)]
+    if out is not None and len(formats) > 1:
+        raise ConfigError("--out names one export", hint="drop --out with --format all")
+    results = []
+    for fmt in formats:
+        result = export_model_dir(model, fmt, out, opset)
+        console.print(f"exported {result.path} ({result.exporter})")
+        results.append(describe(result))
+    print_json(results[0] if len(results) == 1 else {"exports": results})
 
 
 def register(app: typer.Typer) -> None:

@@ -7,12 +7,14 @@ from pathlib import Path
 import typer
 
 from leukoscope.cli._common import console
+from leukoscope.cli.infer import BACKEND_HELP, COMPILE_HELP, PRECISION_HELP
 
 
 def serve(
     model: Path = typer.Argument(
         ...,
-        help="A run directory / model folder, an ensemble spec (ensemble.json) or an exported .onnx file.",
+        help="A model folder (model_card.json + model.keras), an ensemble spec (ensemble.json) or an export "
+        "(.onnx, .tflite, SavedModel).",
     ),
     host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes the server to the network."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
@@ -24,12 +26,10 @@ def serve(
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001, help="Largest request body."),
     max_concurrency: int = typer.Option(1, "--max-concurrency", min=1, help="Inferences running at once."),
     max_queue: int = typer.Option(32, "--max-queue", min=0, help="Requests allowed to wait; more get 503."),
-    backend: str = typer.Option("auto", help="auto | torch | onnx."),
-    precision: str = typer.Option("auto", help="auto | bf16 | fp32."),
+    backend: str = typer.Option("auto", help=BACKEND_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     tta: str = typer.Option("none", help="none | flips | d8."),
-    compile: bool = typer.Option(
-        False, "--compile", help="torch.compile the model, compiled at start-up (~10 s per batch shape)."
-    ),
+    compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP + " Compiled at start-up."),
 ) -> None:
     """Serve the model: page at /, API at /api/v1, spec at /openapi.json, liveness at /health."""
     import logging
@@ -37,15 +37,16 @@ def serve(
     import uvicorn
 
     from leukoscope.errors import ConfigError
-    from leukoscope.infer.predictor import load_predictor
+    from leukoscope.infer.predictor import check_backend, load_predictor
     from leukoscope.infer.tta import check_mode
     from leukoscope.serve.app import create_app
     from leukoscope.serve.service import ServeSettings
 
     check_mode(tta)
+    check_backend(backend)
     if not model.exists():
         raise ConfigError(
-            "model not found", path=model, hint="pass a run directory or an exported .onnx file"
+            "model not found", path=model, hint="pass a model folder, an ensemble.json or an export"
         )
     # a bad model: one line, exit 2
     predictor = load_predictor(model, backend=backend, precision=precision, compile=compile)
@@ -71,7 +72,7 @@ def serve(
         )
     console.print(f"LeukoScope at http://{host}:{port}/  (Ctrl+C to stop)")
     uvicorn.run(
-        create_app(predictor, settings),
+        create_app(predictor, settings, source=model),
         host=host,
         port=port,
         access_log=False,
@@ -87,7 +88,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _warm_up(predictor: object) -> None:
-    """Compile for the shapes requests use (1 image, a full batch) before the first request waits on it."""
+    """XLA-compile for the shapes requests use (1 image, a full batch) before the first request waits."""
     import numpy as np
 
     size = predictor.card.preprocess.image_size  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ what a clinician reading "P(ALL) = 0.8" relies on. Reports state which mode they
 
 Temperature scaling divides logits by one scalar T fitted on VALIDATION logits by minimising the negative
 log-likelihood over log T (scipy `minimize_scalar`, bounded); it changes confidence, never the ranking
-(AUC) or argmax. The fitted T goes into `card.temperature`, which `InferenceEngine` already applies.
+(AUC) or argmax. The fitted T goes into `card.temperature`, which every predictor (infer.predictor) applies.
 """
 
 from __future__ import annotations

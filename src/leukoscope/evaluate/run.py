@@ -1,7 +1,8 @@
 """Evaluate a trained model on a labelled split: metrics.json, confusion matrix, ROC, per-image predictions.
 
-The images go through the same cache and card preprocessing as training and the same `InferenceEngine`
-as `predict` and `serve`, so the numbers here are the numbers a deployed model gets. A split that shares
+The images go through the same cache and card preprocessing as training and the same predictor
+(`infer.predictor.load_predictor`) as `predict` and `serve`, so the numbers here are the numbers a
+deployed model gets. A split that shares
 subjects or files with the run's training split is flagged in the output, never silently scored.
 """
 
@@ -39,11 +40,12 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Score the model in `model_dir` on `split` of `data` (or of its own splits.csv); returns metrics.
 
-    `model_dir`: a run directory, an ensemble spec or an exported `.onnx` file (anything `predict` takes).
+    `model_dir`: a model folder, an ensemble spec or an export (anything `predict` takes).
     `split`: one of the dataset's own splits (C-NMC `prelim`, `fold_0`...), the run's `val` / `train` /
     `test` (from splits.csv; `data` may then be None), or `all` (every labelled image; the default).
     `bootstrap` > 0 adds subject-level bootstrap CIs for weighted F1 and AUC.
     Outputs go to `out` (default `model_dir/eval-<split>/`, beside the file for `.onnx`/`.json`).
+    `compile`: XLA for the Keras backend (see `infer.predictor.KerasPredictor`).
     """
     from leukoscope.infer.predictor import load_predictor
     from leukoscope.infer.tta import check_mode
@@ -79,11 +81,13 @@ def evaluate_model(
 
 
 def member_dirs(model_path: Path, predictor: Any) -> list[Path]:
-    """The run directories behind a model: itself, an ensemble's members, or none for a bare .onnx file."""
+    """The run directories behind a model: itself, an ensemble's members, or none for a bare export file."""
     members = getattr(predictor, "members", None)
     if members is not None:
         return [Path(m.path) for m in members]
     folder = model_path if model_path.is_dir() else model_path.parent
+    if (model_path / "saved_model.pb").is_file():
+        return []
     return [folder] if (folder / "splits.csv").is_file() or model_path.is_dir() else []
 
 
@@ -263,7 +267,7 @@ def write_outputs(
     """predictions.csv, the figures, metrics.json and a self-contained report.html."""
     from leukoscope.evaluate.metrics import label_indices
     from leukoscope.evaluate.plots import evaluation_figures
-    from leukoscope.infer.engine import predicted_labels
+    from leukoscope.infer.predictor import predicted_labels
 
     out_dir.mkdir(parents=True, exist_ok=True)
     ok, y, p = _scored(rows, probs, card)

@@ -1,1 +1,2 @@
-"""Stage 6: cross-validation, the paper's Table 2 grid, ensembles and the challenge's submission format."""
+"""Stage 6: ensembles, temperature calibration and the challenge's submission format (grids and folds are
+the Snakemake workflow's job; `paper` holds the published numbers the workflow compares with)."""

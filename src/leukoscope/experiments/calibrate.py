@@ -1,8 +1,10 @@
 """Calibrate a trained run on VALIDATION data: temperature (and optionally the decision threshold).
 
-Both are written into the run's model card (atomically), where `InferenceEngine` (temperature) and
-prediction (threshold) pick them up; nothing else about the model changes. The validation set must not be
-a test split: tuning on the test set would make its scores optimistic.
+Both are written into the run's model card (atomically), where every predictor (temperature) and
+prediction (threshold) pick them up; an export made before calibrating is then stale and skipped. Nothing
+else about the model changes: temperature scaling needs raw logits, which is what the saved model
+returns. The validation set must not be a test split: tuning on the test set would make its scores
+optimistic.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import numpy as np
 from leukoscope.errors import ModelError
 
 
-def raw_logits(engine: Any, images: Any, batch_size: int = 64) -> np.ndarray:
-    """Logits before any temperature: (N,) for two classes, (N, C) otherwise."""
+def raw_logits(predictor: Any, images: Any, batch_size: int = 64) -> np.ndarray:
+    """Logits before any temperature (the saved model returns logits): (N,) for two classes, (N, C)
+    otherwise; `batch_size` rows of the memory map at a time."""
     chunks = [
-        engine.logits(engine.to_input(np.array(images[i : i + batch_size]))).cpu().numpy()
-        for i in range(0, len(images), batch_size)
+        predictor.logits(np.array(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(chunks).astype(np.float64)
 
@@ -30,7 +32,7 @@ def logits_targets(logits: np.ndarray, y: np.ndarray, card: Any) -> np.ndarray:
 
 
 def probs_from_logits(logits: np.ndarray, card: Any, temperature: float) -> np.ndarray:
-    """(N, C) probabilities in class_names order, as `InferenceEngine` would give with this temperature."""
+    """(N, C) probabilities in class_names order, as a predictor would give with this temperature."""
     from leukoscope.evaluate.calibration import apply_temperature
 
     probs = apply_temperature(logits, temperature)
@@ -52,15 +54,16 @@ def calibrate_run(
     from leukoscope.evaluate.calibration import calibration_summary, fit_temperature, reliability_diagram
     from leukoscope.evaluate.thresholds import tune_for_classes
     from leukoscope.experiments._data import cached_images, drop_unreadable, labels_of, validation_table
-    from leukoscope.infer.engine import InferenceEngine
-    from leukoscope.models.card import load_model
+    from leukoscope.infer.predictor import load_predictor
+    from leukoscope.models.card import ModelCard
 
     run_dir = Path(run_dir)
-    model, card = load_model(run_dir)
+    card = ModelCard.load(run_dir)
     table = validation_table(val, card.class_names, [run_dir], val_split)
     images, ok = cached_images(table, card.preprocess, cache_dir)
     table = drop_unreadable(table, ok, "validation")
-    logits = raw_logits(InferenceEngine(model, card), images)[ok]
+    predictor = load_predictor(run_dir, backend="keras", precision="fp32")
+    logits = raw_logits(predictor, images)[ok]
     y = labels_of(table, card.class_names)
     if len(np.unique(y)) < 2:
         raise ModelError("calibration needs validation images of at least two classes", path=val)

@@ -6,10 +6,11 @@ Methods:
   (default: smooth, hard to overfit) or maximising weighted F1 (a simplex grid).
 - `mc-dropout`: Monte-Carlo dropout confidence weighting after Yang & Staib's C-NMC 2019 entry: each
   member runs `mc_samples` times with its dropout layers active (only dropout: batch norm and stochastic
-  depth stay in eval mode) and every image gets, per member, the mean of those samples weighted by the
-  member's confidence on THAT image. Confidence is the inverse predictive variance of the samples
-  (`inverse-variance`, default) or one minus the normalised entropy of their mean (`entropy`). A member
-  without dropout gets a `Dropout(mc_p)` inserted before its output layer (recorded in the spec's notes).
+  depth stay in inference mode; see `mc_dropout_model`) and every image gets, per member, the mean of
+  those samples weighted by the member's confidence on THAT image. Confidence is the inverse predictive
+  variance of the samples (`inverse-variance`, default) or one minus the normalised entropy of their mean
+  (`entropy`). A member without dropout gets a `Dropout(mc_p)` inserted before its output layer
+  (recorded in the spec's notes). The masks are seeded (`seed`): the same spec gives the same answer.
 
 Members keep their own preprocessing, normalisation and temperature. When every member shares the
 deterministic preprocessing (crop, size, CLAHE), `predict_arrays` takes one preprocessed batch like any
@@ -143,50 +144,116 @@ def _relative(member: str, base: Path) -> str:
 # --- members -------------------------------------------------------------------------------------------
 
 
+class MCDropout:
+    """Factory of the always-on dropout layer MC sampling uses (built lazily: Keras loads on first use)."""
+
+    _cls: Any = None
+
+    @classmethod
+    def layer(cls, rate: float, seed: int, name: str) -> Any:
+        if cls._cls is None:
+            import keras
+
+            class AlwaysDropout(keras.layers.Layer):
+                """Dropout that drops at inference too, from its own seeded generator (reset per pass)."""
+
+                def __init__(self, rate: float, seed: int = 0, **kwargs: Any) -> None:
+                    super().__init__(**kwargs)
+                    self.rate = float(rate)
+                    self.generator = keras.random.SeedGenerator(seed)
+
+                def call(self, inputs: Any) -> Any:
+                    return keras.random.dropout(inputs, self.rate, seed=self.generator)
+
+                def reset(self, seed: int) -> None:
+                    state = self.generator.state
+                    state.assign(np.asarray([seed, 0], dtype=state.dtype))
+
+            cls._cls = AlwaysDropout
+        return cls._cls(rate, seed, name=name)
+
+
+def mc_dropout_model(model: Any, p: float, seed: int = 0) -> tuple[Any, list[Any], bool]:
+    """(model whose dropout layers always drop, those layers, whether one had to be inserted).
+
+    Only plain dropout is switched on: batch normalisation stays in inference mode, and per-sample
+    dropout (`noise_shape`, EfficientNet's stochastic depth) stays off. Every other layer is shared with
+    `model` (same weights). A model without dropout gets `Dropout(p)` before its `logits` layer.
+    """
+    import keras
+
+    from leukoscope.models.factory import LOGITS_NAME
+
+    made: list[Any] = []
+
+    def clone(layer: Any) -> Any:
+        if isinstance(layer, keras.layers.Dropout) and layer.rate > 0 and layer.noise_shape is None:
+            made.append(MCDropout.layer(layer.rate, seed, f"{layer.name}_mc"))
+            return made[-1]
+        return layer
+
+    mc = keras.models.clone_model(model, clone_function=clone)
+    if made:
+        return mc, made, False
+    logits = model.get_layer(LOGITS_NAME)
+    drop = MCDropout.layer(p, seed, "mc_dropout_inserted")
+    return keras.Model(model.input, logits(drop(logits.input))), [drop], True
+
+
 class Member:
-    """One trained run behind `InferenceEngine`, its outputs reordered to the ensemble's class order."""
+    """One trained model behind a predictor, its outputs reordered to the ensemble's class order."""
 
     def __init__(
-        self, path: str | Path, class_names: Sequence[str], precision: str = "auto", compile: bool = False
+        self,
+        path: str | Path,
+        class_names: Sequence[str],
+        precision: str = "auto",
+        compile: bool = False,
+        backend: str = "auto",
     ) -> None:
-        from leukoscope.infer.engine import InferenceEngine
-        from leukoscope.models.card import load_model
+        from leukoscope.infer.predictor import load_predictor
 
         if is_ensemble_spec(path):
             raise ModelError("an ensemble member cannot itself be an ensemble", path=path)
-        model, card = load_model(path)
+        self.predictor = load_predictor(path, backend=backend, precision=precision, compile=compile)
+        card = self.predictor.card
         if sorted(card.class_names) != sorted(class_names):
             raise ModelError(
                 f"member classes {card.class_names} differ from the ensemble's {list(class_names)}", path=path
             )
         self.path = str(path)
         self.card = card
-        self.engine = InferenceEngine(model, card, precision=precision, compile=compile)
         self.order = [card.class_names.index(c) for c in class_names]
         self.mc_note = ""
+        self._mc_layers: list[Any] = []
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        return self.engine.predict_arrays(images)[:, self.order]
+        return self.predictor.predict_arrays(images)[:, self.order]
 
-    def enable_mc_dropout(self, p: float) -> str:
-        """Put only dropout layers in training mode; insert one in the head when the model has none."""
-        from torch import nn
+    def enable_mc_dropout(self, p: float, seed: int = 0) -> str:
+        """Predict through a copy of the Keras model whose dropout layers stay on (`mc_dropout_model`)."""
+        from leukoscope.infer.predictor import KerasPredictor
 
-        self.engine.use_eager()  # a compiled graph would not see the dropout layers change
-        model = self.engine.model
-        drops = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0]
-        if not drops:
-            head = model.head
-            layers = list(head) if isinstance(head, nn.Sequential) else [head]
-            drop = nn.Dropout(p)
-            model.head = nn.Sequential(*layers[:-1], drop, layers[-1])
-            drops = [drop]
+        if not isinstance(self.predictor, KerasPredictor):
+            raise ConfigError(
+                f"mc-dropout needs the Keras model, not the {self.predictor.backend} backend",
+                path=self.path,
+                hint="use --backend keras (or auto) with model folders that have model.keras",
+            )
+        base = self.predictor
+        mc, self._mc_layers, inserted = mc_dropout_model(base.model, p, seed)
+        # fp32: a bf16 copy would rebuild the dropout layers and lose their seeded generators
+        self.predictor = KerasPredictor(mc, base.card, model_id=base.model_id, precision="fp32")
+        if inserted:
             self.mc_note = (
                 f"{Path(self.path).name}: no dropout in the model, inserted Dropout(p={p}) before the output"
             )
-        for d in drops:
-            d.train()
         return self.mc_note
+
+    def reset_mc_seed(self, seed: int) -> None:
+        """The same Monte-Carlo masks again: each pass of `Ensemble` starts from the spec's seed."""
+        for layer in self._mc_layers:
+            layer.reset(seed)
 
 
 # --- combination ---------------------------------------------------------------------------------------
@@ -283,18 +350,17 @@ ImagesFor = Callable[[Member], np.ndarray]
 class Ensemble:
     """Predicts like one model (`card`, `predict_arrays`) from several runs."""
 
-    backend = "torch"
-
     def __init__(self, spec: EnsembleSpec, members: list[Member]) -> None:
         self.spec = spec
         self.members = members
         if spec.method == "mc-dropout":
-            notes = [m.enable_mc_dropout(spec.mc_p) for m in members]
+            notes = [m.enable_mc_dropout(spec.mc_p, spec.seed) for m in members]
             spec.notes = sorted(set(spec.notes) | {n for n in notes if n})
         self.shared_preprocess = _shared_preprocess(members)
         self.card = self._card()
         self.model_id = self.card.model_id
-        self.precision = members[0].engine.precision
+        self.precision = members[0].predictor.precision
+        self.backend = "+".join(sorted({m.predictor.backend for m in members}))
 
     def _card(self) -> ModelCard:
         from dataclasses import replace
@@ -321,9 +387,7 @@ class Ensemble:
 
         if self.spec.method != "mc-dropout":
             return predict_batched(member.predict, images, tta), None
-        import torch
-
-        torch.manual_seed(self.spec.seed)
+        member.reset_mc_seed(self.spec.seed)
         samples = np.stack(
             [predict_batched(member.predict, images, tta) for _ in range(self.spec.mc_samples)]
         )
@@ -402,10 +466,15 @@ def _shared_preprocess(members: list[Member]) -> bool:
     return all(deterministic_fields(m.card.preprocess) == first for m in members[1:])
 
 
-def load_ensemble(path: str | Path, precision: str = "auto", *, compile: bool = False) -> Ensemble:
-    """An `Ensemble` from an `ensemble.json` (or the folder holding it)."""
+def load_ensemble(
+    path: str | Path, precision: str = "auto", *, compile: bool = False, backend: str = "auto"
+) -> Ensemble:
+    """An `Ensemble` from an `ensemble.json` (or the folder holding it); members run on `backend`
+    (auto: each member's fastest; mc-dropout needs Keras, so auto means keras there)."""
     spec, _ = read_spec(path)
-    return Ensemble(spec, [Member(m, spec.class_names, precision, compile) for m in spec.members])
+    if spec.method == "mc-dropout" and backend == "auto":
+        backend = "keras"
+    return Ensemble(spec, [Member(m, spec.class_names, precision, compile, backend) for m in spec.members])
 
 
 def new_spec(run_dirs: Sequence[str | Path], method: str = "mean", **options: Any) -> EnsembleSpec:
@@ -454,7 +523,8 @@ def build_ensemble(
     check_mode(tta)
     options = {"confidence": confidence, "mc_samples": mc_samples, "mc_p": mc_p, "tta": tta, "seed": seed}
     spec = new_spec(run_dirs, method, **options)
-    ens = Ensemble(spec, [Member(m, spec.class_names) for m in spec.members])
+    backend = "keras" if method == "mc-dropout" else "auto"
+    ens = Ensemble(spec, [Member(m, spec.class_names, backend=backend) for m in spec.members])
     table = validation_table(val, spec.class_names, spec.members, val_split)
     member_probs, conf, ok = ens.table_members(table, tta, cache_dir)
     table = drop_unreadable(table, ok, "validation")

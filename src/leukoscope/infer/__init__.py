@@ -1,1 +1,1 @@
-"""Stage 7: run trained models on images (torch or ONNX), explain them, export them."""
+"""Stage 7: run trained models on images (Keras, LiteRT or ONNX), explain them, export them."""

@@ -1,5 +1,11 @@
 """Grad-CAM heatmaps: which part of the cell drove the prediction.
 
+The gradient of the class score with respect to the backbone's last feature map (the card's
+`feature_layer`: DenseNet `relu`, EfficientNet `top_activation`) is taken with `tf.GradientTape` inside
+one `tf.function` (traced once; ~0.1 s per DenseNet201 image on CPU instead of 0.5-1.5 s eager). The
+classifier is one flat functional model, so the feature map and the logits are two outputs of one
+`keras.Model` over the same layers and weights.
+
 The heatmap is computed on the preprocessed crop the model saw, then mapped back through the crop and
 padding so the overlay lines up with the original image, at the original's size.
 """
@@ -7,8 +13,6 @@ padding so the overlay lines up with the original image, at the original's size.
 from __future__ import annotations
 
 import base64
-import copy
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,54 +25,23 @@ from leukoscope.config import PreprocessConfig
 from leukoscope.errors import LeukoScopeError, ModelError
 from leukoscope.models.card import ModelCard
 
-# Top-level backbone attributes that hold the last convolutional feature map, per timm family:
-# efficientnet / mobilenetv2 (bn2 = conv_head norm + activation), nfnet / byobnet, resnet, densenet, convnext.
-TARGET_LAYER_NAMES = ("bn2", "conv_head", "final_act", "final_conv", "layer4", "features", "stages", "blocks")
-
 Box = tuple[int, int, int, int]  # x, y, width, height
+HEAD_LAYERS = ("head_pool", "head_dense", "head_dropout", "logits")
 
 
-def find_target_layer(model: Any, image_size: int = 64) -> Any:
-    """The layer Grad-CAM reads: a known last conv stage, else the last module with a spatial 4-D output.
-
-    Candidates are checked with a forward pass because some families pool before their `conv_head`
-    (mobilenetv3), which leaves a 1x1 map that would give a flat, useless heatmap.
-    """
-    import torch
-
-    backbone = getattr(model, "backbone", model)
-    shapes: dict[int, tuple[int, ...]] = {}
-    order: list[Any] = []
-
-    def hook(module: Any, _inputs: Any, output: Any) -> None:
-        if isinstance(output, torch.Tensor):
-            shapes[id(module)] = tuple(output.shape)
-            order.append(module)
-
-    handles = [m.register_forward_hook(hook) for m in backbone.modules() if m is not backbone]
-    try:
-        with torch.no_grad():
-            backbone(torch.zeros(1, 3, image_size, image_size))
-    finally:
-        for h in handles:
-            h.remove()
-
-    def spatial(module: Any) -> bool:
-        shape = shapes.get(id(module), ())
-        return len(shape) == 4 and shape[2] * shape[3] > 1
-
-    for name in TARGET_LAYER_NAMES:
-        layer = getattr(backbone, name, None)
-        if isinstance(layer, torch.nn.Sequential | torch.nn.ModuleList) and name in ("stages", "blocks"):
-            layer = layer[-1] if len(layer) else None
-        if layer is not None and spatial(layer):
-            return layer
-    for module in reversed(order):
-        if spatial(module):
-            return module
-    raise ModelError(
-        f"no convolutional layer with a spatial output in {type(backbone).__name__} for Grad-CAM"
-    )
+def find_target_layer(model: Any, preferred: str = "") -> str:
+    """The layer Grad-CAM reads: `preferred` (the card's feature_layer) when the model has it, else the
+    last layer before the head whose output is a spatial 4-D map (a 1x1 map would give a flat heatmap)."""
+    names = {layer.name for layer in model.layers}
+    if preferred and preferred in names:
+        return preferred
+    for layer in reversed(model.layers):
+        if layer.name in HEAD_LAYERS:
+            continue
+        shape = tuple(getattr(layer.output, "shape", ()))
+        if len(shape) == 4 and (shape[1] or 0) * (shape[2] or 0) > 1:
+            return str(layer.name)
+    raise ModelError(f"no convolutional layer with a spatial output in {model.name} for Grad-CAM")
 
 
 def crop_box(rgb: np.ndarray, cfg: PreprocessConfig) -> Box:
@@ -97,9 +70,10 @@ def cam_to_original(cam: np.ndarray, rgb: np.ndarray, cfg: PreprocessConfig) -> 
 
 def overlay_heatmap(rgb: np.ndarray, cam: np.ndarray, image_weight: float = 0.55) -> np.ndarray:
     """JET heatmap blended over the image -> uint8 RGB of the image's size."""
-    from pytorch_grad_cam.utils.image import show_cam_on_image
-
-    return show_cam_on_image(rgb.astype(np.float32) / 255.0, cam, use_rgb=True, image_weight=image_weight)
+    heat = cv2.applyColorMap(np.uint8(255 * np.clip(cam, 0.0, 1.0)), cv2.COLORMAP_JET)
+    heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    blend = (1.0 - image_weight) * heat + image_weight * (rgb.astype(np.float32) / 255.0)
+    return np.uint8(255 * blend / max(float(blend.max()), 1e-6))
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -127,76 +101,68 @@ class Explanation:
 
 
 class GradCamExplainer:
-    """Grad-CAM on a private fp32 copy of the model, so hooks and gradients never touch a serving engine.
+    """Grad-CAM on the float32 Keras model (logits); safe to call from several threads.
 
-    Calls are serialised with a lock: the CAM object keeps per-call activations on itself.
+    Class scores: N classes use their logits; two classes share one logit z (of the positive class), so
+    the positive class is scored z and the other -z: their maps are ReLU(S) and ReLU(-S).
     """
 
     def __init__(self, model: Any, card: ModelCard) -> None:
-        import torch
-        from pytorch_grad_cam import GradCAM
+        import keras
+        import tensorflow as tf
 
-        pre = card.preprocess
-        if pre.mean is None or pre.std is None:
-            raise ModelError("model card has no normalisation mean/std", hint="re-save the model from a run")
         self.card = card
-        fp32 = copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format).eval()
-        self.model = class_logits_module(fp32, card)
-        self.layer = find_target_layer(fp32, min(pre.image_size, 128))
-        self.cam = GradCAM(model=self.model, target_layers=[self.layer])
-        self._mean = torch.tensor(pre.mean).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(pre.std).view(1, 3, 1, 1) * 255.0
-        self._lock = threading.Lock()
+        self.layer = find_target_layer(model, card.feature_layer)
+        grad_model = keras.Model(model.input, [model.get_layer(self.layer).output, model.output])
+        size = tuple(int(d) for d in model.input_shape[1:3])
+        two = card.num_classes == 2
+        sign = np.asarray([-1.0, 1.0] if card.positive_index == 1 else [1.0, -1.0], np.float32)
 
-    def _input(self, image: np.ndarray) -> Any:
-        import torch
+        def cam(image: Any, target: Any, temperature: Any, threshold: Any) -> tuple[Any, Any]:
+            x = tf.cast(image, tf.float32)[None]
+            with tf.GradientTape() as tape:
+                features, logits = grad_model(x, training=False)
+                logits = tf.cast(logits, tf.float32)
+                scores = logits[0, 0] * sign if two else logits[0]  # (C,) in class_names order
+                if two:
+                    positive = tf.sigmoid(logits[0, 0] / temperature) >= threshold
+                    pos = card.positive_index
+                    predicted = tf.where(positive, pos, 1 - pos)
+                else:
+                    predicted = tf.argmax(scores, output_type=tf.int32)
+                chosen = tf.where(target < 0, predicted, target)
+                score = tf.gather(scores, chosen)
+            grads = tape.gradient(score, features)[0]  # (h, w, k)
+            weights = tf.reduce_mean(grads, axis=(0, 1))
+            heat = tf.nn.relu(tf.reduce_sum(tf.cast(features[0], tf.float32) * weights, axis=-1))
+            heat = heat / tf.maximum(tf.reduce_max(heat), 1e-12)
+            return heat, chosen
 
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-        return (x - self._mean) / self._std
+        self._cam = tf.function(
+            cam,
+            input_signature=[
+                tf.TensorSpec([*size, 3], tf.uint8),
+                tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([], tf.float32),
+                tf.TensorSpec([], tf.float32),
+            ],
+        )
 
     def explain(self, rgb: np.ndarray, target: str | None = None) -> Explanation:
         """Heatmap for `target` (default: the predicted class) over the original `rgb` image."""
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
         from leukoscope.preprocess.pipeline import preprocess_image
 
-        x = self._input(preprocess_image(rgb, self.card.preprocess))
-        with self._lock:
-            target = target or self._predicted(x)
-            index = self.card.class_names.index(target)
-            cam = self.cam(input_tensor=x, targets=[ClassifierOutputTarget(index)])[0]
-        full = cam_to_original(np.nan_to_num(cam), rgb, self.card.preprocess)
-        return Explanation(target, full, overlay_heatmap(rgb, full))
-
-    def _predicted(self, x: Any) -> str:
-        import torch
-
-        from leukoscope.infer.engine import logits_to_probs, predicted_labels
-
-        with torch.no_grad():
-            logits = self.model.model(x)
-        return predicted_labels(logits_to_probs(logits, self.card).numpy(), self.card)[0]
-
-
-def class_logits_module(model: Any, card: ModelCard) -> Any:
-    import torch
-
-    class ClassLogits(torch.nn.Module):
-        """Two-class heads return (B,); Grad-CAM indexes classes, so it gets (-z, z) in class order."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-            self.positive = card.positive_index if card.num_classes == 2 else -1
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            z = self.model(x)
-            if self.positive < 0:
-                return z
-            z = z.reshape(-1)
-            return torch.stack([-z, z] if self.positive == 1 else [z, -z], dim=1)
-
-    return ClassLogits()
+        pre = self.card.preprocess
+        image = preprocess_image(rgb, pre)
+        index = -1 if target is None else self.card.class_names.index(target)
+        heat, chosen = self._cam(
+            image, np.int32(index), np.float32(self.card.temperature), np.float32(self.card.threshold)
+        )
+        cam = cv2.resize(
+            np.nan_to_num(heat.numpy()), (pre.image_size, pre.image_size), interpolation=cv2.INTER_LINEAR
+        )
+        full = cam_to_original(np.clip(cam, 0.0, 1.0), rgb, pre)
+        return Explanation(self.card.class_names[int(chosen)], full, overlay_heatmap(rgb, full))
 
 
 def output_name(path: Path, taken: set[str]) -> str:

@@ -1,7 +1,9 @@
-"""Batch prediction over files, folders and globs: decode in DataLoader workers, one row per image.
+"""Batch prediction over files, folders and globs: decode in threads, one row per image.
 
-A file that cannot be read or decoded becomes a row with an `error`, never an aborted batch: a lab
-running thousands of images wants every good result plus the list of files to look at.
+Decoding runs in a thread pool (OpenCV releases the GIL) one batch ahead of the model, so at most two
+batches of decoded images are in memory however many files there are. A file that cannot be read or
+decoded becomes a row with an `error`, never an aborted batch: a lab running thousands of images wants
+every good result plus the list of files to look at.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import csv
 import glob
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +23,12 @@ import numpy as np
 from leukoscope.config import PreprocessConfig
 from leukoscope.data.images import DEFAULT_MAX_PIXELS, is_image_name, read_image
 from leukoscope.errors import ConfigError, DataError, LeukoScopeError
-from leukoscope.infer.predictor import Predictor, predict_with_tta
+from leukoscope.infer.predictor import Predictor, predict_with_tta, predicted_labels
 from leukoscope.infer.tta import check_mode
 
 GLOB_CHARS = ("*", "?", "[")
-OUTPUT_SUFFIXES = (".csv", ".json")
+OUTPUT_SUFFIXES = (".csv", ".json", ".parquet")
+PREFETCH = 2  # batches decoded ahead of the one being predicted
 
 
 @dataclass
@@ -47,7 +52,8 @@ class Prediction:
 
 
 def default_workers() -> int:
-    return min(4, max(0, (os.cpu_count() or 1) - 1))
+    """Decoding threads: the cores (OpenCV decodes without holding the GIL), at most 8."""
+    return min(8, max(1, os.cpu_count() or 1))
 
 
 def find_images(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
@@ -83,36 +89,49 @@ def _add_path(path: Path, found: dict[Path, str], *, explicit: bool) -> None:
         found.setdefault(path, "file not found")
 
 
-class ImageDataset:
-    """Decode + preprocess one file per item; errors are returned, not raised, so workers never die."""
+def load_item(
+    item: tuple[Path, str], cfg: PreprocessConfig, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray | None, str]:
+    """Decode + preprocess one file; errors are returned, not raised, so one file never stops a batch."""
+    from leukoscope.preprocess.pipeline import preprocess_image
 
-    def __init__(
-        self, items: Sequence[tuple[Path, str]], cfg: PreprocessConfig, max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> None:
-        self.items = list(items)
-        self.cfg = cfg
-        self.max_pixels = max_pixels
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
-        from leukoscope.preprocess.pipeline import preprocess_image
-
-        path, error = self.items[index]
-        if error:
-            return index, None, error
-        try:
-            return index, preprocess_image(read_image(path, max_pixels=self.max_pixels), self.cfg), ""
-        except LeukoScopeError as exc:
-            return index, None, exc.what
-        except Exception as exc:  # a decoder or OpenCV failure on a hostile file must stay one row
-            return index, None, f"cannot preprocess image ({type(exc).__name__}: {exc})"
+    path, error = item
+    if error:
+        return None, error
+    try:
+        return preprocess_image(read_image(path, max_pixels=max_pixels), cfg), ""
+    except LeukoScopeError as exc:
+        return None, exc.what
+    except Exception as exc:  # a decoder or OpenCV failure on a hostile file must stay one row
+        return None, f"cannot preprocess image ({type(exc).__name__}: {exc})"
 
 
-def collate(items: list[tuple[int, np.ndarray | None, str]]) -> list[tuple[int, np.ndarray | None, str]]:
-    """Keep items as they are: a batch mixes decoded images and error entries."""
-    return items
+Decoded = list[tuple[int, np.ndarray | None, str]]
+
+
+def decoded_batches(
+    items: Sequence[tuple[Path, str]], cfg: PreprocessConfig, batch_size: int, workers: int
+) -> Iterator[Decoded]:
+    """(index, image or None, error) per item, a batch at a time, decoded `PREFETCH` batches ahead."""
+    starts = range(0, len(items), batch_size)
+    if workers <= 0:
+        for start in starts:
+            chunk = range(start, min(start + batch_size, len(items)))
+            yield [(i, *load_item(items[i], cfg)) for i in chunk]
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending: deque[list[tuple[int, Future[tuple[np.ndarray | None, str]]]]] = deque()
+        for start in starts:
+            chunk = range(start, min(start + batch_size, len(items)))
+            pending.append([(i, pool.submit(load_item, items[i], cfg)) for i in chunk])
+            if len(pending) > PREFETCH:
+                yield _collect(pending.popleft())
+        while pending:
+            yield _collect(pending.popleft())
+
+
+def _collect(batch: list[tuple[int, Future[tuple[np.ndarray | None, str]]]]) -> Decoded:
+    return [(i, *future.result()) for i, future in batch]
 
 
 def predict_paths(
@@ -124,22 +143,14 @@ def predict_paths(
     workers: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> list[Prediction]:
-    """One `Prediction` per found file, in input order."""
-    from torch.utils.data import DataLoader
-
+    """One `Prediction` per found file, in input order. `workers`: decoding threads (0: this thread)."""
     check_mode(tta)
     if batch_size < 1:
         raise ConfigError(f"batch size is {batch_size}", hint="use 1 or more")
     items = find_images(inputs)
     workers = default_workers() if workers is None else max(0, workers)
-    loader = DataLoader(
-        ImageDataset(items, predictor.card.preprocess),  # type: ignore[arg-type]
-        batch_size=batch_size,
-        num_workers=min(workers, max(0, len(items) // batch_size)),
-        collate_fn=collate,
-    )
     results: list[Prediction | None] = [None] * len(items)
-    for batch in loader:
+    for batch in decoded_batches(items, predictor.card.preprocess, batch_size, workers):
         for index, prediction in _predict_batch(predictor, items, batch, tta):
             results[index] = prediction
         if on_batch is not None:
@@ -148,12 +159,10 @@ def predict_paths(
 
 
 def _predict_batch(
-    predictor: Predictor, items: Sequence[tuple[Path, str]], batch: list[Any], tta: str
+    predictor: Predictor, items: Sequence[tuple[Path, str]], batch: Decoded, tta: str
 ) -> Iterable[tuple[int, Prediction]]:
-    from leukoscope.infer.engine import predicted_labels
-
     card, model_id = predictor.card, predictor.model_id
-    good = [(i, img) for i, img, err in batch if not err]
+    good = [(i, img) for i, img, err in batch if not err and img is not None]
     for i, _, err in batch:
         if err:
             yield i, Prediction(str(items[i][0]), None, model=model_id, error=err)
@@ -167,8 +176,8 @@ def _predict_batch(
 
 
 def write_predictions(predictions: Sequence[Prediction], class_names: Sequence[str], out: str | Path) -> Path:
-    """CSV or JSON by suffix, written atomically."""
-    from leukoscope._io import atomic_open, write_json
+    """CSV, JSON or Parquet by suffix, written atomically."""
+    from leukoscope._io import atomic_open, atomic_path, write_json
 
     out = Path(out)
     suffix = out.suffix.lower()
@@ -176,12 +185,21 @@ def write_predictions(predictions: Sequence[Prediction], class_names: Sequence[s
         raise ConfigError(
             f"cannot write predictions as {suffix or 'a file without suffix'}",
             path=out,
-            hint="use .csv or .json",
+            hint="use .csv, .json or .parquet",
         )
     rows = [p.row(class_names) for p in predictions]
+    columns = list(rows[0]) if rows else list(Prediction("", None).row(class_names))
     if suffix == ".json":
         return write_json(out, rows)
-    columns = list(rows[0]) if rows else list(Prediction("", None).row(class_names))
+    if suffix == ".parquet":
+        import pandas as pd
+
+        frame = pd.DataFrame(rows, columns=columns)
+        for c in class_names:
+            frame[f"p_{c}"] = frame[f"p_{c}"].astype("float64")
+        with atomic_path(out) as tmp:
+            frame.to_parquet(tmp, index=False, engine="pyarrow")
+        return out
     with atomic_open(out, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()

@@ -7,7 +7,6 @@ smooths out orientation-specific errors. Used by `predict`, serving and evaluati
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 import numpy as np
 
@@ -15,16 +14,11 @@ from leukoscope.errors import ConfigError
 
 TTA_MODES = ("none", "flips", "d8")
 
-Batch = TypeVar("Batch")
-
 # (k quarter turns, flip left-right first)
 _VIEWS: dict[str, list[tuple[int, bool]]] = {
     "none": [(0, False)],
-    "flips": [
-        (0, False),
-        (0, True),
-        (2, True),
-    ],  # identity, horizontal flip, vertical flip (= rot180 o hflip)
+    # identity, horizontal flip, vertical flip (= rot180 o hflip)
+    "flips": [(0, False), (0, True), (2, True)],
     "d8": [(k, flip) for flip in (False, True) for k in range(4)],
 }
 
@@ -39,29 +33,26 @@ def num_views(mode: str) -> int:
     return len(_VIEWS[check_mode(mode)])
 
 
-def tta_views(batch: Batch, mode: str, *, channels_last: bool | None = None) -> list[Batch]:
+def tta_views(batch: np.ndarray, mode: str, *, channels_last: bool = True) -> list[np.ndarray]:
     """The views of `batch` for `mode` (the identity first).
 
-    numpy arrays are taken as NHWC (preprocessed uint8 images) and torch tensors as NCHW unless
-    `channels_last` says otherwise. Quarter turns swap height and width, so `d8` needs square images
-    (which preprocessing always produces).
+    Batches are NHWC (preprocessed uint8 images, what every predictor takes) unless `channels_last` is
+    False (NCHW). Quarter turns swap height and width, so `d8` needs square images (which preprocessing
+    always produces).
     """
-    if channels_last is None:
-        channels_last = isinstance(batch, np.ndarray)
     h_axis, w_axis = (-3, -2) if channels_last else (-2, -1)
-    return [_view(batch, k, flip, h_axis, w_axis) for k, flip in _VIEWS[check_mode(mode)]]
+    return [_view(np.asarray(batch), k, flip, h_axis, w_axis) for k, flip in _VIEWS[check_mode(mode)]]
 
 
-def _view(batch: Any, k: int, flip: bool, h_axis: int, w_axis: int) -> Any:
-    if isinstance(batch, np.ndarray):
-        out = np.flip(batch, axis=w_axis) if flip else batch
-        out = np.rot90(out, k=k, axes=(h_axis, w_axis)) if k else out
-        return np.ascontiguousarray(out)
-    out = batch.flip(w_axis) if flip else batch
-    return out.rot90(k, dims=(h_axis, w_axis)).contiguous() if k else out
+def _view(batch: np.ndarray, k: int, flip: bool, h_axis: int, w_axis: int) -> np.ndarray:
+    out = np.flip(batch, axis=w_axis) if flip else batch
+    out = np.rot90(out, k=k, axes=(h_axis, w_axis)) if k else out
+    return np.ascontiguousarray(out)
 
 
-def tta_predict(predict: Callable[[Batch], np.ndarray], batch: Batch, mode: str = "none") -> np.ndarray:
+def tta_predict(
+    predict: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, mode: str = "none"
+) -> np.ndarray:
     """Average of `predict(view)` over the views: probabilities stay probabilities (rows sum to 1)."""
     views = tta_views(batch, mode)
     total = np.asarray(predict(views[0]), dtype=np.float64)

@@ -105,15 +105,18 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(model: str | Path | Predictor, settings: ServeSettings | None = None) -> FastAPI:
+def create_app(
+    model: str | Path | Predictor, settings: ServeSettings | None = None, source: str | Path | None = None
+) -> FastAPI:
     """The app for one model: a path is loaded once when the app starts (lifespan), not at import;
-    a `Predictor` that is already loaded (the CLI checks the model before binding the port) is used as is."""
+    a `Predictor` that is already loaded (the CLI checks the model before binding the port) is used as is,
+    `source` saying where it came from (so a folder's model.keras can serve heatmaps)."""
     settings = settings or ServeSettings()
 
     def load() -> ModelService:
         if isinstance(model, str | Path):
             return ModelService.load(model, settings)
-        return ModelService(model, settings)
+        return ModelService(model, settings, source)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

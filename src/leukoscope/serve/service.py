@@ -18,7 +18,13 @@ import numpy as np
 
 from leukoscope.data.images import decode_image
 from leukoscope.errors import LeukoScopeError
-from leukoscope.infer.predictor import Predictor, load_predictor, predict_with_tta, preprocess_rgb
+from leukoscope.infer.predictor import (
+    Predictor,
+    load_predictor,
+    predict_with_tta,
+    predicted_labels,
+    preprocess_rgb,
+)
 from leukoscope.serve.uploads import ApiError, sniff_image_type
 
 T = TypeVar("T")
@@ -38,7 +44,7 @@ class ServeSettings:
     backend: str = "auto"
     precision: str = "auto"
     tta: str = "none"
-    compile: bool = False  # torch.compile the model (the CLI compiles it before serving)
+    compile: bool = False  # XLA-compile the Keras model (the CLI compiles it before serving)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -73,9 +79,14 @@ class InferenceGate:
 class ModelService:
     """One loaded model; thread-safe predict and explain on uploaded bytes."""
 
-    def __init__(self, predictor: Predictor, settings: ServeSettings) -> None:
+    def __init__(
+        self, predictor: Predictor, settings: ServeSettings, source: str | Path | None = None
+    ) -> None:
+        """`source`: where the predictor came from; a model folder's model.keras then serves heatmaps
+        even while predictions run on a faster export."""
         self.predictor = predictor
         self.settings = settings
+        self.source = Path(source) if source is not None else None
         self._explainer: Any = None
         self._explainer_lock = threading.Lock()
 
@@ -84,7 +95,7 @@ class ModelService:
         predictor = load_predictor(
             model_path, backend=settings.backend, precision=settings.precision, compile=settings.compile
         )
-        return cls(predictor, settings)
+        return cls(predictor, settings, model_path)
 
     @property
     def card(self) -> Any:
@@ -102,7 +113,19 @@ class ModelService:
 
     @property
     def can_explain(self) -> bool:
-        return hasattr(self.predictor, "model")
+        """Grad-CAM needs the Keras model's gradients: not an export, not an ensemble."""
+        from leukoscope.infer.predictor import KerasPredictor
+
+        return isinstance(self.predictor, KerasPredictor) or self._keras_file() is not None
+
+    def _keras_file(self) -> Path | None:
+        from leukoscope.models.card import WEIGHTS_NAME
+
+        if self.source is None or getattr(self.predictor, "members", None) is not None:
+            return None
+        folder = self.source if self.source.is_dir() else self.source.parent
+        path = folder / WEIGHTS_NAME
+        return path if path.is_file() and (self.source.is_dir() or self.source == path) else None
 
     def decode(self, data: bytes) -> np.ndarray:
         """Bytes -> RGB, refusing empty (400), unknown types (415), bombs (413) and broken files (422)."""
@@ -117,8 +140,6 @@ class ModelService:
             raise ApiError(422, exc.what) from None
 
     def predict(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
-        from leukoscope.infer.engine import predicted_labels
-
         batch = np.stack([preprocess_rgb(rgb, self.card) for rgb in images])
         probs = predict_with_tta(self.predictor, batch, self.settings.tta)
         labels = predicted_labels(probs, self.card)
@@ -133,7 +154,9 @@ class ModelService:
 
     def _check_explain(self, explain: bool) -> None:
         if explain and not self.can_explain:
-            raise ApiError(400, "heatmaps need the PyTorch model: serve a run directory, not an .onnx file")
+            raise ApiError(
+                400, "heatmaps need the Keras model: serve a model folder with model.keras, not an export"
+            )
 
     def heatmap(self, rgb: np.ndarray, target: str) -> str:
         """Grad-CAM overlay of the original image for `target`, as a PNG data URL."""
@@ -144,8 +167,14 @@ class ModelService:
         with self._explainer_lock:
             if self._explainer is None:
                 from leukoscope.infer.explain import GradCamExplainer
+                from leukoscope.infer.predictor import KerasPredictor
+                from leukoscope.models.card import load_keras
 
-                self._explainer = GradCamExplainer(self.predictor.model, self.card)  # type: ignore[attr-defined]
+                if isinstance(self.predictor, KerasPredictor):
+                    model = self.predictor.model
+                else:
+                    model = load_keras(self._keras_file())  # type: ignore[arg-type]
+                self._explainer = GradCamExplainer(model, self.card)
             return self._explainer
 
     def predict_one(self, data: bytes, explain: bool) -> dict[str, Any]:
