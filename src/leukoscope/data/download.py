@@ -1,0 +1,418 @@
+"""Put a dataset in place: C-NMC 2019 from Kaggle or from a URL of a zip, a local folder, or a synthetic copy.
+
+The workflow's `download` rule (a local rule: it runs where there is internet) and `leukoscope data fetch`
+both call `fetch`. A download goes to a hidden temporary file beside the destination, is checked against
+its sha256 (URL), unpacked into a hidden temporary folder, verified file by file against the manifest of
+the real dataset embedded in the package (`leukoscope.data.known`, the same check as `data check
+--verify-checksums`), and only then renamed into place, so an interrupted, truncated or corrupt download
+never leaves anything that a rerun would take as complete. A hidden marker inside the finished folder
+records what was fetched: the same request again reuses the folder without downloading; a folder that was
+not made by this module is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from leukoscope.data.readers.cnmc import find_root
+from leukoscope.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("local", "url", "kaggle", "synthetic")
+KAGGLE_SLUG = "andrewmvd/leukemia-classification"  # C-NMC 2019 as `C-NMC_Leukemia/` in one zip
+MARKER = ".leukoscope-download.json"  # hidden: readers and `data check` skip it
+TIMEOUT_S = 60.0  # per socket operation: a stalled transfer fails instead of hanging
+_CHUNK = 1 << 20
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """`leukoscope.data.synth.write_cnmc_synth` arguments."""
+
+    subjects: int = 12
+    cells_per_subject: int = 30
+    prelim: int = 0
+    final: int = 0
+    size: int = 450
+    seed: int = 0
+    difficulty: float = 0.5
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    """What to put where: the workflow's `dataset` config section (same field names)."""
+
+    source: str = "kaggle"
+    path: str = "resources/C-NMC_Leukemia"
+    url: str = ""
+    sha256: str = ""
+    kaggle: str = KAGGLE_SLUG
+    verify: bool = True
+    synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> DatasetRequest:
+        """From the config's `dataset` section; its reader settings (classes, ...) are not ours, None is
+        the default."""
+        data = {f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None}
+        synth = data.get("synthetic") or {}
+        if not isinstance(synth, SyntheticSpec):
+            names = {f.name for f in fields(SyntheticSpec)}
+            bad = sorted(set(synth) - names)
+            if bad:
+                raise ConfigError(
+                    f"unknown dataset.synthetic setting {bad[0]!r}", hint=f"known: {', '.join(sorted(names))}"
+                )
+            synth = SyntheticSpec(**synth)
+        data["synthetic"] = synth
+        request = cls(**data)
+        request.validate()
+        return request
+
+    def validate(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(
+                f"dataset.source is {self.source!r}", hint=f"choose one of: {', '.join(SOURCES)}"
+            )
+        if not str(self.path).strip():
+            raise ConfigError("dataset.path is empty", hint="name the folder the dataset goes to (or is in)")
+        if self.source == "url":
+            if not self.url:
+                raise ConfigError("dataset.source is url but dataset.url is empty", hint="give the zip's URL")
+            if not _SHA256.match(self.sha256.strip().lower()):
+                raise ConfigError(
+                    "dataset.sha256 must be the zip's sha256 (64 hex digits)",
+                    hint="a download is only taken when its checksum is known: `sha256sum FILE.zip`",
+                )
+        if self.source == "kaggle" and "/" not in self.kaggle:
+            raise ConfigError(
+                f"dataset.kaggle is {self.kaggle!r}", hint=f"an owner/name slug, e.g. {KAGGLE_SLUG}"
+            )
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the folder's content: a marker with the same identity means nothing to fetch."""
+        if self.source == "url":
+            return {"source": "url", "url": self.url, "sha256": self.sha256.lower()}
+        if self.source == "kaggle":
+            return {"source": "kaggle", "kaggle": self.kaggle}
+        if self.source == "synthetic":
+            return {"source": "synthetic", "synthetic": asdict(self.synthetic)}
+        return {"source": "local"}
+
+
+Progress = Callable[[int, int | None], None]
+
+
+def fetch(request: DatasetRequest, *, timeout: float = TIMEOUT_S, progress: Progress | None = None) -> dict:
+    """Make `request.path` hold the dataset; the record (what the `download` rule writes as JSON)."""
+    request.validate()
+    started = time.monotonic()
+    dest = Path(request.path).expanduser()
+    if request.source == "local":
+        record = _local(request, dest)
+    else:
+        record = _reuse(request, dest) or _fetch_into_place(request, dest, timeout, progress)
+    record["seconds"] = round(time.monotonic() - started, 2)
+    return record
+
+
+# -- sources ----------------------------------------------------------------------------------------------
+
+
+def _local(request: DatasetRequest, dest: Path) -> dict:
+    from leukoscope.data.readers import detect_layout
+
+    if not dest.exists():
+        raise DataError(
+            "dataset folder not found",
+            path=dest,
+            hint="set dataset.path to your copy of C-NMC 2019, or dataset.source to kaggle, url or synthetic",
+        )
+    layout = detect_layout(dest)
+    root = find_root(dest) if layout == "cnmc" else dest
+    verification = _verify(root, request.verify, layout=layout)
+    return _record(request, dest, root, verification, reused=True)
+
+
+def _reuse(request: DatasetRequest, dest: Path) -> dict | None:
+    """The existing folder's record when it is this very request's finished download, else None."""
+    marker = _read_marker(dest)
+    if marker is None:
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise DataError(
+                "the dataset folder exists but was not made by the download rule",
+                path=dest,
+                hint="set dataset.source: local for your own copy, or delete it, or pick another path",
+            )
+        return None
+    if marker.get("identity") != request.identity():
+        log.info("%s holds another download (%s): fetching again", dest, marker.get("identity"))
+        return None
+    verified = marker.get("verification", {}).get("verified")
+    if request.verify and request.source != "synthetic" and not verified:
+        log.info("%s was fetched without verification: fetching again to verify", dest)
+        return None
+    log.info("%s already holds this download: nothing to fetch", dest)
+    return {**marker["record"], "reused": True}
+
+
+def _fetch_into_place(request: DatasetRequest, dest: Path, timeout: float, progress: Progress | None) -> dict:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _scratch(dest, "work") as work:
+        if request.source == "synthetic":
+            from leukoscope.data.synth import write_cnmc_synth
+
+            root = work / "C-NMC_Leukemia"
+            write_cnmc_synth(root, **asdict(request.synthetic))
+            verification = {"verified": False, "skipped": "synthetic data is not the real C-NMC 2019"}
+            details: dict[str, Any] = {}
+        else:
+            if request.source == "url":
+                archive = download_file(request.url, work / "download.zip", request.sha256, timeout, progress)
+                details = {"url": request.url, "sha256": request.sha256.lower()}
+                origin = request.url
+            else:
+                archive = _kaggle_download(request.kaggle, work)
+                details = {"kaggle": request.kaggle, "sha256": _file_sha256(archive)}
+                origin = f"kaggle dataset {request.kaggle}"
+            details["archive_bytes"] = archive.stat().st_size
+            root = _unpack(archive, work / "unpacked", origin)
+            archive.unlink()
+            verification = _verify(root, request.verify, layout="cnmc")
+        record = _record(request, dest, root, verification, reused=False, **details)
+        marker = {"identity": request.identity(), "verification": verification, "record": record}
+        (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        _move_into_place(root, dest, work)
+    return record
+
+
+def _kaggle_download(slug: str, work: Path) -> Path:
+    """The dataset's zip through the official Kaggle API package (optional: `pip install kaggle`)."""
+    has_file = (Path(os.environ.get("KAGGLE_CONFIG_DIR", "~/.kaggle")).expanduser() / "kaggle.json").is_file()
+    has_env = bool(os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"))
+    if not (has_file or has_env):
+        raise ConfigError(
+            "no Kaggle API credentials",
+            hint="put kaggle.json (Kaggle > Settings > API > Create New Token) in ~/.kaggle/, or set "
+            "KAGGLE_USERNAME and KAGGLE_KEY; or use dataset.source: url or local",
+        )
+    try:
+        from kaggle.api.kaggle_api_extended import KaggleApi  # its package __init__ authenticates too
+    except ImportError:
+        raise ConfigError(
+            "the Kaggle API package is not installed",
+            hint="`pip install kaggle` where the download runs, or use dataset.source: url or local",
+        ) from None
+    except (OSError, ValueError) as exc:  # the package's own credential check on import
+        raise ConfigError(f"the Kaggle API refused the credentials ({exc})") from None
+    target = work / "kaggle"
+    target.mkdir()
+    try:
+        api = KaggleApi()
+        api.authenticate()
+        api.dataset_download_files(slug, path=str(target), unzip=False, quiet=False)
+    except Exception as exc:  # network, permission (dataset rules not accepted), unknown slug
+        raise DataError(
+            f"downloading the Kaggle dataset {slug} failed ({type(exc).__name__}: {str(exc)[:200]})",
+            hint="check the slug, the credentials and that this machine reaches kaggle.com; nothing kept",
+        ) from None
+    zips = sorted(target.glob("*.zip"))
+    if len(zips) != 1:
+        raise DataError(
+            f"the Kaggle download of {slug} gave {len(zips)} zip files, expected one", path=target
+        )
+    return zips[0]
+
+
+# -- download, unpack, verify ----------------------------------------------------------------------------
+
+
+def download_file(
+    url: str, target: Path, sha256: str, timeout: float = TIMEOUT_S, progress: Progress | None = None
+) -> Path:
+    """Stream `url` to `target` checking length and sha256; on any failure `target` does not exist."""
+    expected = sha256.strip().lower()
+    digest = hashlib.sha256()
+    received, total = 0, None
+    what = "do not use the URL until it serves the complete file; nothing was kept, run again to retry"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            for block in iter(lambda: response.read(_CHUNK), b""):
+                out.write(block)
+                digest.update(block)
+                received += len(block)
+                if progress:
+                    progress(received, total)
+    except urllib.error.HTTPError as exc:
+        target.unlink(missing_ok=True)
+        raise DataError(
+            f"downloading {url} failed (HTTP {exc.code} {exc.reason})", hint="check dataset.url"
+        ) from None
+    except http.client.IncompleteRead as exc:
+        target.unlink(missing_ok=True)
+        got = received + len(exc.partial)
+        raise DataError(
+            f"the download from {url} is truncated ({got:,} of {total or '?'} bytes)", hint=what
+        ) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        target.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", None) or exc
+        raise DataError(
+            f"downloading {url} failed ({type(exc).__name__}: {reason})",
+            hint="check the URL and that this machine reaches it (the download rule runs locally)",
+        ) from None
+    if total is not None and received != total:
+        target.unlink(missing_ok=True)
+        raise DataError(f"the download from {url} is truncated ({received:,} of {total:,} bytes)", hint=what)
+    actual = digest.hexdigest()
+    if actual != expected:
+        target.unlink(missing_ok=True)
+        raise DataError(
+            f"the download from {url} has sha256 {actual}, expected {expected}",
+            hint="the file is corrupt or not the one dataset.sha256 describes; nothing was kept",
+        )
+    log.info("downloaded %s (%s bytes, sha256 ok)", url, f"{received:,}")
+    return target
+
+
+def _unpack(archive: Path, target: Path, origin: str) -> Path:
+    """Extract the zip (CRCs checked while reading) and return the C-NMC root inside it."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(target)  # strips absolute paths and '..'
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+        raise DataError(
+            f"the archive from {origin} cannot be unpacked ({exc})",
+            hint="it is damaged or not a zip; nothing was kept, run again to download it again",
+        ) from None
+    root = find_root(target)
+    if root is None:
+        children = [c for c in target.iterdir() if c.is_dir()]
+        root = find_root(children[0]) if len(children) == 1 else None
+    if root is None:
+        raise DataError(
+            f"the archive from {origin} holds no C-NMC_Leukemia/training_data folder",
+            hint="is it the C-NMC 2019 dataset? nothing was kept",
+        )
+    return root
+
+
+def verify_cnmc(root: Path) -> dict:
+    """Every file's byte size and sha256 against the real C-NMC 2019 (the `data check` comparison)."""
+    from leukoscope.data.check import _found_files, cnmc_differences
+
+    diff = cnmc_differences(root, _found_files(root), {})  # {}: hash every file, decode none
+    checks = diff["checksums"]
+    return {
+        "verified": bool(diff["matches_known"]),
+        "files_checked": checks["checked"],
+        "sha256_mismatches": checks["mismatched"],
+        "missing_files": diff["missing_files"],
+        "extra_files": diff["extra_files"],
+        "size_mismatches": diff["size_mismatches"],
+        "examples": {**diff["examples"], "sha256": checks["examples"]},
+    }
+
+
+def _verify(root: Path, wanted: bool, layout: str) -> dict:
+    if not wanted:
+        return {"verified": False, "skipped": "dataset.verify is false"}
+    if layout != "cnmc":
+        return {"verified": False, "skipped": f"only C-NMC 2019 has a manifest (this is {layout})"}
+    result = verify_cnmc(root)
+    if not result["verified"]:
+        counts = (
+            f"{result['sha256_mismatches']} files differ, {result['missing_files']} missing, "
+            f"{result['extra_files']} extra, {result['size_mismatches']} of another size"
+        )
+        example = next((v[0] for v in result["examples"].values() if v), "")
+        raise DataError(
+            f"the dataset is not the real C-NMC 2019 ({counts}; e.g. {example})",
+            path=root,
+            hint="fetch it again, or set dataset.verify: false to use a modified copy knowingly",
+        )
+    return result
+
+
+# -- bookkeeping --------------------------------------------------------------------------------------------
+
+
+def _record(
+    request: DatasetRequest, dest: Path, root: Path, verification: dict, *, reused: bool, **details: Any
+) -> dict:
+    """`path` is `dest` (where `root` is or is about to be renamed to): what the readers are given."""
+    files = [p for p in _walk(root) if p.name != MARKER]
+    return {
+        "path": str(dest),
+        "source": request.source,
+        **details,
+        **({"synthetic": asdict(request.synthetic)} if request.source == "synthetic" else {}),
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "verification": verification,
+        "reused": reused,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    from leukoscope.data.readers._base import walk_files
+
+    return walk_files(root)
+
+
+def _read_marker(dest: Path) -> dict | None:
+    try:
+        marker = json.loads((dest / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and "record" in marker else None
+
+
+@contextlib.contextmanager
+def _scratch(dest: Path, what: str) -> Iterator[Path]:
+    """A hidden folder beside `dest` (same file system, so the final rename is atomic), always removed."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{what}-", dir=dest.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into_place(root: Path, dest: Path, work: Path) -> None:
+    """Rename the finished folder to `dest`; an older download of ours there is set aside, then deleted."""
+    old = work / "previous"
+    if dest.exists():
+        if dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()
+        else:
+            os.replace(dest, old)  # only reached for a folder with our marker (see _reuse)
+    os.replace(root, dest)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,462 @@
+"""The dataset download, against a loopback HTTP server serving a small synthetic C-NMC zip (and bad ones)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import types
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from leukoscope.data import known
+from leukoscope.data.download import MARKER, DatasetRequest, fetch, verify_cnmc
+from leukoscope.data.readers import read_dataset
+from leukoscope.data.synth import write_cnmc_synth
+from leukoscope.errors import ConfigError, DataError
+
+LEUKOSCOPE = Path(sys.executable).with_name("leukoscope")
+SYNTH = {"subjects": 3, "cells_per_subject": 2, "size": 48, "seed": 5, "prelim": 2}
+
+
+@pytest.fixture(scope="module")
+def dataset_zip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A zip of a synthetic C-NMC_Leukemia folder, laid out like Kaggle's."""
+    root = tmp_path_factory.mktemp("zsrc") / "C-NMC_Leukemia"
+    write_cnmc_synth(root, **SYNTH)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                zf.write(path, Path("C-NMC_Leukemia") / path.relative_to(root))
+    return buf.getvalue()
+
+
+@dataclass
+class Server:
+    """Routes: /good.zip, /truncated.zip (announces more bytes than it sends), /corrupt.zip, /notzip."""
+
+    base: str
+    payload: bytes
+    hits: list[str] = field(default_factory=list)
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+
+@pytest.fixture(scope="module")
+def server(dataset_zip: bytes) -> Iterator[Server]:
+    state = Server("", dataset_zip)
+    corrupt = bytearray(dataset_zip)
+    corrupt[len(corrupt) // 2] ^= 0xFF
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.hits.append(self.path)
+            body = {
+                "/good.zip": dataset_zip,
+                "/truncated.zip": dataset_zip,
+                "/corrupt.zip": bytes(corrupt),
+                "/notzip": b"this is not a zip file" * 100,
+            }.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.path == "/truncated.zip":
+                self.wfile.write(body[: len(body) // 3])
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def url_request(dest: Path, server: Server, name: str, **kw: object) -> DatasetRequest:
+    values = {"source": "url", "path": str(dest), "url": server.url(name), "sha256": sha(server.payload)}
+    return DatasetRequest.from_mapping({"verify": False, **values, **kw})
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_url_download_lands_complete_and_is_reused(tmp_path: Path, server: Server) -> None:
+    dest = tmp_path / "resources" / "C-NMC_Leukemia"
+    record = fetch(url_request(dest, server, "good.zip"))
+    assert record["path"] == str(dest) and record["source"] == "url" and record["reused"] is False
+    assert record["sha256"] == sha(server.payload) and record["archive_bytes"] == len(server.payload)
+    table = read_dataset(dest)
+    assert len(table) == record["files"] - 1  # every image, plus the prelim labels CSV
+    assert (dest / MARKER).is_file() and leftovers(dest.parent) == ["C-NMC_Leukemia"]  # no temporaries
+    hits = len(server.hits)
+    again = fetch(url_request(dest, server, "good.zip"))
+    assert again["reused"] is True and len(server.hits) == hits  # no second download
+    assert again["files"] == record["files"]
+
+
+@pytest.mark.parametrize(
+    ("name", "sha256", "message"),
+    [
+        ("truncated.zip", None, "is truncated"),
+        ("corrupt.zip", None, "has sha256"),
+        ("good.zip", "0" * 64, "has sha256"),
+        ("missing.zip", None, "HTTP 404"),
+    ],
+)
+def test_bad_download_leaves_nothing(
+    tmp_path: Path, server: Server, name: str, sha256: str | None, message: str
+) -> None:
+    dest = tmp_path / "res" / "C-NMC_Leukemia"
+    extra = {"sha256": sha256} if sha256 else {}
+    with pytest.raises(DataError, match=message) as info:
+        fetch(url_request(dest, server, name, **extra))
+    assert server.url(name) in str(info.value)
+    assert leftovers(dest.parent) == []  # nothing a rerun could take as complete
+    assert fetch(url_request(dest, server, "good.zip"))["files"] > 0  # the rerun fetches afresh
+
+
+def test_checksum_right_but_not_a_zip(tmp_path: Path, server: Server) -> None:
+    dest = tmp_path / "r" / "C-NMC_Leukemia"
+    request = url_request(dest, server, "notzip", sha256=sha(b"this is not a zip file" * 100))
+    with pytest.raises(DataError, match="cannot be unpacked"):
+        fetch(request)
+    assert leftovers(dest.parent) == []
+
+
+def test_verify_refuses_a_copy_that_is_not_the_real_dataset(tmp_path: Path, server: Server) -> None:
+    dest = tmp_path / "r" / "C-NMC_Leukemia"
+    with pytest.raises(DataError, match="not the real C-NMC 2019"):
+        fetch(url_request(dest, server, "good.zip", verify=True))
+    assert leftovers(dest.parent) == []
+
+
+def test_verify_compares_every_file_with_the_manifest(
+    tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the manifest describing the served files, verification passes; one changed byte fails it."""
+    source = tmp_path / "src" / "C-NMC_Leukemia"
+    write_cnmc_synth(source, **SYNTH)
+    rows = [
+        {
+            "path": p.relative_to(source).as_posix(),
+            "bytes": p.stat().st_size,
+            "lfs_sha256": sha(p.read_bytes()),
+        }
+        for p in sorted(source.rglob("*"))
+        if p.is_file()
+    ]
+    manifest = pd.DataFrame(rows)
+    manifest["part"] = manifest["path"].map(known.part_of)
+    monkeypatch.setattr(known, "cnmc_manifest", lambda: manifest)
+    dest = tmp_path / "r" / "C-NMC_Leukemia"
+    record = fetch(url_request(dest, server, "good.zip", verify=True))
+    checked = record["verification"]
+    assert checked["verified"] is True and checked["files_checked"] == len(rows) == record["files"]
+    victim = dest / rows[0]["path"]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0x01
+    victim.write_bytes(bytes(data))
+    result = verify_cnmc(dest)
+    assert result["verified"] is False and result["sha256_mismatches"] == 1
+    assert result["examples"]["sha256"] == [rows[0]["path"]]
+
+
+def test_never_overwrites_a_folder_it_did_not_make(tmp_path: Path, server: Server) -> None:
+    dest = tmp_path / "mine"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("keep me")
+    with pytest.raises(DataError, match="not made by the download rule"):
+        fetch(url_request(dest, server, "good.zip"))
+    assert leftovers(dest) == ["notes.txt"]
+
+
+def test_synthetic_and_local_sources(tmp_path: Path) -> None:
+    dest = tmp_path / "res" / "synth"
+    request = DatasetRequest.from_mapping({"source": "synthetic", "path": str(dest), "synthetic": SYNTH})
+    record = fetch(request)
+    assert record["verification"]["verified"] is False and "synthetic" in record["verification"]["skipped"]
+    assert record["synthetic"]["subjects"] == 3 and len(read_dataset(dest)) == record["files"] - 1
+    assert fetch(request)["reused"] is True
+    changed = DatasetRequest.from_mapping(
+        {"source": "synthetic", "path": str(dest), "synthetic": {**SYNTH, "seed": 6}}
+    )
+    assert fetch(changed)["reused"] is False  # its own earlier download is replaced
+    assert leftovers(dest.parent) == ["synth"]
+    local = fetch(DatasetRequest(source="local", path=str(dest), verify=False))
+    assert local["path"] == str(dest) and local["files"] == record["files"]
+    with pytest.raises(DataError, match="dataset folder not found"):
+        fetch(DatasetRequest(source="local", path=str(tmp_path / "absent")))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"source": "ftp"}, "dataset.source"),
+        ({"source": "url", "url": "http://x/y.zip"}, "sha256"),
+        ({"source": "url", "sha256": "a" * 64}, "dataset.url is empty"),
+        ({"synthetic": {"cells": 3}}, "dataset.synthetic"),
+    ],
+)
+def test_bad_settings_are_one_line(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        DatasetRequest.from_mapping(values)
+
+
+def test_the_workflow_config_section_is_accepted() -> None:
+    """The `dataset` section also holds reader settings, and None for unset download fields."""
+    section = {"source": "synthetic", "path": "r/x", "url": None, "sha256": None, "kaggle": None,
+               "verify": False, "classes": None, "positive_class": "all", "limit_per_class": 3,
+               "synthetic": SYNTH}  # fmt: skip
+    request = DatasetRequest.from_mapping(section)
+    assert request.kaggle == "andrewmvd/leukemia-classification" and request.synthetic.subjects == 3
+
+
+def test_kaggle_needs_credentials_then_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dataset_zip: bytes
+) -> None:
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    request = DatasetRequest(source="kaggle", path=str(tmp_path / "res" / "C-NMC_Leukemia"), verify=False)
+    with pytest.raises(ConfigError, match="no Kaggle API credentials"):
+        fetch(request)
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "secret")
+    monkeypatch.setitem(sys.modules, "kaggle", None)  # not installed
+    with pytest.raises(ConfigError, match="pip install kaggle"):
+        fetch(request)
+    assert leftovers(tmp_path / "res") == []
+
+    calls: list[tuple[str, str]] = []
+
+    class KaggleApi:  # the API's shape: authenticate(), dataset_download_files(slug, path, unzip, quiet)
+        def authenticate(self) -> None:
+            calls.append(("auth", os.environ["KAGGLE_USERNAME"]))
+
+        def dataset_download_files(self, slug: str, path: str, unzip: bool, quiet: bool) -> None:
+            assert unzip is False
+            calls.append(("download", slug))
+            (Path(path) / f"{slug.rpartition('/')[2]}.zip").write_bytes(dataset_zip)
+
+    extended = types.ModuleType("kaggle.api.kaggle_api_extended")
+    extended.KaggleApi = KaggleApi  # type: ignore[attr-defined]
+    for name, module in (
+        ("kaggle", types.ModuleType("kaggle")),
+        ("kaggle.api", types.ModuleType("kaggle.api")),
+        ("kaggle.api.kaggle_api_extended", extended),
+    ):
+        monkeypatch.setitem(sys.modules, name, module)
+    record = fetch(request)
+    assert calls == [("auth", "someone"), ("download", "andrewmvd/leukemia-classification")]
+    assert record["kaggle"] == "andrewmvd/leukemia-classification" and record["sha256"] == sha(dataset_zip)
+    assert leftovers(tmp_path / "res") == ["C-NMC_Leukemia"]
+
+
+def test_cli_fetch_exit_codes(tmp_path: Path, server: Server) -> None:
+    """Through the installed executable: a truncated download is one line and exit 2; a good one exits 0."""
+    out = tmp_path / "cli" / "C-NMC_Leukemia"
+    args = [
+        str(LEUKOSCOPE),
+        "data",
+        "fetch",
+        "--source",
+        "url",
+        "--sha256",
+        sha(server.payload),
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "COLUMNS": "400"}
+    bad = subprocess.run(
+        [*args, "--url", server.url("truncated.zip")], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2, bad.stderr
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "truncated" in lines[0] and server.url("truncated.zip") in lines[0]
+    assert "Traceback" not in bad.stderr and leftovers(out.parent) == []
+    record_file = tmp_path / "cli" / "dataset.json"
+    good = subprocess.run(
+        [*args, "--url", server.url("good.zip"), "--no-verify", "--json", "--record", str(record_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert good.returncode == 0, good.stderr
+    printed = json.loads(good.stdout)
+    assert printed["path"] == str(out) and json.loads(record_file.read_text())["files"] == printed["files"]
+
+
+# -- the `weights` rule's script: ImageNet weights fetched once into resources/keras -------------------------
+
+WEIGHTS_SCRIPT = Path(__file__).resolve().parents[2] / "workflow" / "scripts" / "weights.py"
+MNV3_KEY = "small_224_1.0_float"
+MNV3_FILE = "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
+
+
+@pytest.fixture(scope="module")
+def weights_script() -> types.ModuleType:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("weights_script", WEIGHTS_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fake_mnv3_weights(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """MobileNetV3Small notop weights in Keras' legacy .h5 layout (random, not ImageNet's: no download)."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    model = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(224, 224, 3))
+    path = tmp_path_factory.mktemp("w") / MNV3_FILE
+    with h5py.File(path, "w") as fh:
+        legacy_h5_format.save_weights_to_hdf5_group(fh, model)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh KERAS_HOME for this process' already-imported Keras (the script sets it before import)."""
+    from keras.src.backend import config
+
+    home = tmp_path / "resources" / "keras"
+    monkeypatch.setattr(config, "_KERAS_DIR", str(home))
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home
+
+
+def _serve_weights(monkeypatch: pytest.MonkeyPatch, body: bytes, expected_md5: str) -> list[str]:
+    """Keras' MobileNetV3 download pointed at a loopback server; the list of requests it receives."""
+    from keras.src.applications import mobilenet_v3
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setattr(mobilenet_v3, "BASE_WEIGHT_PATH", f"http://127.0.0.1:{httpd.server_address[1]}/mnv3/")
+    top = mobilenet_v3.WEIGHTS_HASHES[MNV3_KEY][0]
+    monkeypatch.setitem(mobilenet_v3.WEIGHTS_HASHES, MNV3_KEY, (top, expected_md5))
+    return hits
+
+
+def test_weights_are_fetched_once_then_read_offline(
+    weights_script: types.ModuleType,
+    fake_mnv3_weights: bytes,
+    keras_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    md5 = hashlib.md5(fake_mnv3_weights).hexdigest()
+    hits = _serve_weights(monkeypatch, fake_mnv3_weights, md5)
+    record = weights_script.fetch_weights("MobileNetV3Small", keras_home)
+    assert hits == [f"/mnv3/{MNV3_FILE}"]
+    (entry,) = record["files"]
+    assert entry["name"] == MNV3_FILE and entry["md5"] == entry["expected"] == md5
+    assert Path(entry["path"]) == keras_home / "models" / MNV3_FILE and entry["bytes"] == len(
+        fake_mnv3_weights
+    )
+    assert leftovers(keras_home / "models") == [MNV3_FILE]  # no temporary download folder left
+    again = weights_script.fetch_weights("mobilenetv3small", keras_home)
+    assert hits == [f"/mnv3/{MNV3_FILE}"] and again["files"][0]["md5"] == md5  # the cache, no request
+
+
+def test_a_corrupt_weights_download_leaves_nothing(
+    weights_script: types.ModuleType,
+    fake_mnv3_weights: bytes,
+    keras_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from leukoscope.errors import ModelError
+
+    _serve_weights(
+        monkeypatch, fake_mnv3_weights[:-100] + b"\0" * 100, hashlib.md5(fake_mnv3_weights).hexdigest()
+    )
+    with pytest.raises(ModelError, match="downloading ImageNet weights for MobileNetV3Small failed"):
+        weights_script.fetch_weights("mobilenetv3small", keras_home)
+    assert leftovers(keras_home / "models") == []
+
+
+def test_a_pre_placed_weights_file_is_checked_and_never_deleted(
+    weights_script: types.ModuleType,
+    fake_mnv3_weights: bytes,
+    keras_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the nodes have no internet at all, a copied file is used as it is (or reported, and kept)."""
+    from leukoscope.errors import ModelError
+
+    hits = _serve_weights(monkeypatch, b"", hashlib.md5(fake_mnv3_weights).hexdigest())
+    placed = keras_home / "models" / MNV3_FILE
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(fake_mnv3_weights)
+    assert weights_script.fetch_weights("mobilenetv3small", keras_home)["files"][0]["path"] == str(placed)
+    placed.write_bytes(fake_mnv3_weights[:1000])
+    with pytest.raises(ModelError, match="damaged"):
+        weights_script.fetch_weights("mobilenetv3small", keras_home)
+    assert hits == [] and placed.stat().st_size == 1000
+
+
+def test_a_backbone_without_imagenet_weights_needs_nothing(
+    weights_script: types.ModuleType, keras_home: Path
+) -> None:
+    record = weights_script.fetch_weights("simplecnn", keras_home)
+    assert record["imagenet"] is False and record["files"] == []
+
+
+def test_the_download_rule_fails_in_one_line_and_writes_no_record(tmp_path: Path, server: Server) -> None:
+    """Through Snakemake: a truncated download fails the rule, names the URL, leaves no record or data
+    (the rule's success path runs in the SLURM test's chain)."""
+    snakemake = Path(sys.executable).with_name("snakemake")
+    repo = Path(__file__).resolve().parents[2]
+    config = {"dataset": {"source": "url", "url": server.url("truncated.zip"), "sha256": sha(server.payload)}}
+    (tmp_path / "c.yaml").write_text(json.dumps(config), encoding="utf-8")
+    args = [str(snakemake), "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path)]
+    args += ["--configfile", str(tmp_path / "c.yaml"), "--cores", "1", "resources/download/dataset.json"]
+    bad = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "truncated" in errors[0] and server.url("truncated.zip") in errors[0], (
+        bad.stderr
+    )
+    assert not (tmp_path / "resources/download/dataset.json").exists()
+    assert [p for p in (tmp_path / "resources").rglob("*") if not p.is_dir()] == []  # nothing at all
