@@ -35,8 +35,8 @@ class TrainingJob:
 
         self.cfg, self.inputs, self.state_dir, self.key = cfg, inputs, Path(state_dir), key
         self.backbone = get_backbone(cfg.model.backbone)
+        hardware.threads_from_environment()  # first: thread pools cannot change once devices exist
         self.placement = hardware.resolve_devices(cfg.train.devices)  # before TensorFlow picks devices
-        hardware.threads_from_environment()
         self.policy = hardware.resolve_precision(
             cfg.train.precision, on_gpu="GPU" in self.placement.description
         )
