@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,3 +79,21 @@ def test_two_mirrored_cpu_replicas_train(cells_dir: Path, cache_dir: Path, tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 CPU replicas (MirroredStrategy)" in result.stderr
     assert (out / "model.keras").is_file()
+
+
+def test_a_second_process_on_the_same_model_stops_with_one_line(tmp_path: Path) -> None:
+    """While one job holds a model's state, another (a rerun beside a still-running SLURM job) stops."""
+    from leukoscope.train.fit import exclusive
+
+    state = tmp_path / "state"
+    with exclusive(state):
+        code = (
+            "import sys; from pathlib import Path; from leukoscope.train.fit import exclusive\n"
+            "from leukoscope.errors import ConfigError\n"
+            "try:\n    with exclusive(Path(sys.argv[1])): pass\n"
+            "except ConfigError as e:\n    print(e.one_line()); sys.exit(2)\n"
+        )
+        other = subprocess.run([sys.executable, "-c", code, str(state)], capture_output=True, text=True)
+        assert other.returncode == 2 and f"pid {os.getpid()}" in other.stdout
+    with exclusive(state):  # released: the next one gets it
+        assert (state / ".lock").read_text() == f"pid {os.getpid()} on {os.uname().nodename}"

@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,13 +123,47 @@ def fit_inputs(inputs: FitInputs, cfg: RunConfig, out: str | Path) -> Path:
     out = Path(out)
     key = config_hash(cfg, inputs)
     state_dir = state_directory(cfg, out, key)
-    job = session.TrainingJob(cfg, inputs, state_dir, key)
-    history, state = job.run()
-    finish(job, history, state, out)
-    shutil.rmtree(state_dir, ignore_errors=True)  # finished: the folder is the result now
+    with exclusive(state_dir):
+        job = session.TrainingJob(cfg, inputs, state_dir, key)
+        history, state = job.run()
+        finish(job, history, state, out)
+        shutil.rmtree(state_dir, ignore_errors=True)  # finished: the folder is the result now
     with contextlib.suppress(OSError):
         state_dir.parent.rmdir()  # the default <out>.state root, when nothing else is in it
     return out
+
+
+@contextlib.contextmanager
+def exclusive(state_dir: Path) -> Iterator[None]:
+    """One process per resume state: a second job on the same model (e.g. a rerun while a cancelled
+    scheduler's job still runs) stops with one line instead of training into the same folder.
+
+    The kernel releases the lock however the holder dies (kill -9 included), so a stale lock never blocks.
+    """
+    import fcntl
+    import os
+    import socket
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise ConfigError(
+                f"this model is being trained right now by {holder}",
+                path=state_dir,
+                hint="wait for that job to finish (or cancel it), then run again",
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def finish(job: Any, history: pd.DataFrame, state: Any, out: Path) -> None:
