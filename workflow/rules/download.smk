@@ -16,7 +16,7 @@ rule download:
     conda:
         ENV
     params:
-        dataset=CFG.to_dict()["dataset"],
+        dataset=P.dataset_settings(CFG),
     script:
         "../scripts/download.py"
 

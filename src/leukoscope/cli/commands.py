@@ -6,7 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from leukoscope.cli import data, demo, evaluate, experiments, infer, models, serve, train
+    from leukoscope.cli import data, demo, evaluate, experiments, infer, models, serve, train, workflow
 
-    for module in (data, models, train, evaluate, experiments, infer, serve, demo):
+    for module in (data, models, train, evaluate, experiments, infer, serve, demo, workflow):
         module.register(app)

@@ -1,0 +1,65 @@
+"""The cross-validation summary: mean and std over folds of every model's and the ensemble's scores.
+
+`results/cv/summary.json`:
+`{"folds": K, "split": "val", "models": {"densenet201/bce": {"weighted_f1": {"mean", "std", "folds"}, ...}},
+"ensemble": {...}, "chosen": {fold: {backbone: loss}}}`. Scores are each fold's validation images (the
+held-out subjects); std is the sample standard deviation (ddof 1), 0 for a single value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+KEYS = ("weighted_f1", "accuracy", "roc_auc")
+
+
+def _stat(values: list[float | None]) -> dict[str, Any]:
+    kept = [float(v) for v in values if v is not None]
+    if not kept:
+        return {"mean": None, "std": None, "folds": values}
+    std = float(np.std(kept, ddof=1)) if len(kept) > 1 else 0.0
+    return {"mean": float(np.mean(kept)), "std": std, "folds": values}
+
+
+def summarise(
+    scores: Mapping[int, Mapping[str, Mapping[str, Any]]],
+    chosen: Mapping[int, Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
+    """`scores[fold][model]` = that model's validation record (evaluate's JSON) -> the summary."""
+    folds = sorted(scores)
+    names = sorted({m for f in folds for m in scores[f]} - {"ensemble"})
+
+    def block(model: str) -> dict[str, Any]:
+        records = [scores[f].get(model, {}) for f in folds]
+        return {k: _stat([r.get(k) if r.get("n", 0) else None for r in records]) for k in KEYS}
+
+    out: dict[str, Any] = {"folds": len(folds), "split": "val", "models": {m: block(m) for m in names}}
+    out["ensemble"] = block("ensemble")
+    if chosen is not None:
+        out["chosen"] = {f"fold_{f}": dict(chosen[f]) for f in sorted(chosen)}
+    return out
+
+
+def summary_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    rows = []
+    for name, block in [*summary["models"].items(), ("ensemble", summary["ensemble"])]:
+        row: dict[str, Any] = {"model": name}
+        for k in KEYS:
+            mean, std = block[k]["mean"], block[k]["std"]
+            row[f"{k} mean"] = None if mean is None else round(100 * mean, 2)
+            row[f"{k} std"] = None if std is None else round(100 * std, 2)
+        rows.append(row)
+    return pd.DataFrame.from_records(rows)
+
+
+def per_fold_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
+    rows = []
+    for name, block in [*summary["models"].items(), ("ensemble", summary["ensemble"])]:
+        for fold, value in enumerate(block["weighted_f1"]["folds"]):
+            if value is not None:
+                rows.append({"model": name, "fold": f"fold_{fold}", "weighted_f1": value})
+    return pd.DataFrame(rows, columns=["model", "fold", "weighted_f1"])

@@ -1,0 +1,172 @@
+"""The report's seaborn figures: training curves (the paper's Figs. 3-4), the F1 heat map, confusion
+matrices and ROC curves. Drawn on matplotlib's object API (no pyplot state), written atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leukoscope._io import atomic_path
+from leukoscope.train.curves import PANELS, curves_frame
+
+
+def _figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    return fig, fig.subplots(rows, cols, squeeze=False)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    path = Path(path)
+    with atomic_path(path, keep_suffix=True) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def training_curves(histories: Mapping[str, pd.DataFrame], path: str | Path, title: str) -> Path:
+    """One backbone, every loss: loss, accuracy, weighted F1 per epoch; validation solid, training dashed."""
+    import seaborn as sns
+
+    frames = [curves_frame(h).assign(loss=name) for name, h in histories.items()]
+    long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    fig, axes = _figure(13.0, 4.0, 1, len(PANELS))
+    for ax, (metric, label) in zip(axes[0], PANELS, strict=True):
+        part = long[long["metric"] == metric] if len(long) else long
+        if len(part):
+            sns.lineplot(
+                part,
+                x="epoch",
+                y="value",
+                hue="loss",
+                style="split",
+                markers=True,
+                style_order=["validation", "training"],
+                ax=ax,
+            )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if metric != "loss":
+            ax.set_ylim(0.0, 1.0)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def f1_heatmap(frame: pd.DataFrame, path: str | Path, title: str) -> Path:
+    """Weighted F1 (%) as a loss x backbone grid, annotated; `frame`: rows losses, columns backbones."""
+    import seaborn as sns
+
+    fig, axes = _figure(2.6 + 1.8 * frame.shape[1], 1.2 + 0.55 * frame.shape[0])
+    data = frame.astype(float)
+    low = float(np.nanmin(data.to_numpy())) if data.notna().any().any() else 0.0
+    sns.heatmap(
+        data,
+        annot=True,
+        fmt=".2f",
+        cmap="viridis",
+        vmin=low,
+        cbar_kws={"label": "weighted F1 (%)"},
+        ax=axes[0, 0],
+        mask=data.isna(),
+    )
+    axes[0, 0].set_title(title)
+    axes[0, 0].set_xlabel("")
+    axes[0, 0].set_ylabel("")
+    return _save(fig, path)
+
+
+def confusion_grid(
+    matrices: Mapping[str, Sequence[Sequence[int]]], class_names: Sequence[str], path: str | Path, title: str
+) -> Path:
+    """Small multiples, one confusion matrix per model (counts, shaded by share of the true class)."""
+    import seaborn as sns
+
+    names = list(matrices)
+    cols = min(4, max(1, len(names)))
+    rows = -(-len(names) // cols) if names else 1
+    fig, axes = _figure(3.2 * cols, 2.9 * rows, rows, cols)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        cm = np.asarray(matrices[name], dtype=float)
+        share = np.divide(
+            cm, cm.sum(axis=1, keepdims=True), out=np.zeros_like(cm), where=cm.sum(axis=1, keepdims=True) > 0
+        )
+        ax.set_axis_on()
+        sns.heatmap(
+            share,
+            annot=cm.astype(int),
+            fmt="d",
+            cmap="Blues",
+            vmin=0,
+            vmax=1,
+            cbar=False,
+            xticklabels=class_names,
+            yticklabels=class_names,
+            ax=ax,
+        )
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def roc_curves(
+    tables: Mapping[str, pd.DataFrame], positive_class: str, split: str, path: str | Path, title: str
+) -> Path:
+    """ROC of P(positive) on one split for every model; models without both classes are left out."""
+    import seaborn as sns
+    from sklearn.metrics import auc, roc_curve
+
+    rows = []
+    for name, table in tables.items():
+        part = table[(table["split"] == split) & table["ok"].astype(bool) & (table["label"] != "")]
+        truth = (part["label"] == positive_class).to_numpy()
+        if truth.all() or not truth.any():
+            continue
+        fpr, tpr, _ = roc_curve(truth, part[f"p_{positive_class}"].to_numpy(float))
+        rows.append(pd.DataFrame({"fpr": fpr, "tpr": tpr, "model": f"{name} (AUC {auc(fpr, tpr):.3f})"}))
+    fig, axes = _figure(7.5, 5.2)
+    ax = axes[0, 0]
+    if rows:
+        sns.lineplot(
+            pd.concat(rows, ignore_index=True),
+            x="fpr",
+            y="tpr",
+            hue="model",
+            estimator=None,
+            sort=False,
+            ax=ax,
+        )
+        ax.legend(fontsize=7, loc="lower right")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel(f"true positive rate ({positive_class})")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def cv_f1(frame: pd.DataFrame, path: str | Path, title: str) -> Path:
+    """Per-fold weighted F1 of every model (points) with mean and std (bars)."""
+    import seaborn as sns
+
+    fig, axes = _figure(8.0, 1.2 + 0.35 * frame["model"].nunique())
+    ax = axes[0, 0]
+    sns.barplot(frame, y="model", x="weighted_f1", errorbar="sd", color="#9ecae1", ax=ax)
+    sns.stripplot(frame, y="model", x="weighted_f1", hue="fold", ax=ax, size=5)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("weighted F1 (validation fold)")
+    ax.set_title(title)
+    return _save(fig, path)

@@ -1,0 +1,427 @@
+# ruff: noqa: RUF009  (`opt` returns a dataclasses.field)
+"""The workflow's configuration (config.yaml), typed: one source of defaults for the schema and the rules.
+
+Where a setting is also a `leukoscope.config.RunConfig` setting, its default is read from RunConfig, so
+the two cannot drift apart; `workflow/schemas/config.schema.yaml` is generated from these classes
+(`leukoscope.workflow.schema`) and a test regenerates it. The Snakefile validates `config` against that
+schema (filling in defaults), then `WorkflowConfig.from_dict` gives the rules typed values, and
+`run_config` maps one grid cell (backbone x loss) to the RunConfig its training job runs.
+
+Field metadata: `help` (the schema's description), `paper` (True: the paper's value; False: not in the
+paper), `minimum`/`maximum` (schema bounds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from leukoscope.config import (
+    AugmentConfig,
+    CropMode,
+    DataConfig,
+    ModelConfig,
+    NormalizeMode,
+    OptimConfig,
+    Precision,
+    PreprocessConfig,
+    RunConfig,
+    TrainConfig,
+    _build,
+)
+from leukoscope.errors import ConfigError
+
+Source = Literal["local", "url", "kaggle", "synthetic"]
+Protocol = Literal["official", "cv"]
+StatsImages = Literal["augmented", "original"]
+SelectMetric = Literal["weighted_f1", "accuracy", "roc_auc"]
+
+_DATA, _PRE, _MODEL, _TRAIN = DataConfig(), PreprocessConfig(), ModelConfig(), TrainConfig()
+
+# The paper's augmented training set: 20,050 samples (10,778 normal / HEM, 9,272 ALL).
+PAPER_TARGET = {"hem": 10778, "all": 9272}
+PAPER_BACKBONES = ["densenet201", "efficientnetb2"]
+PAPER_LOSSES = ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"]
+
+
+def opt(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    paper: bool | None = None,
+    factory: Any = dataclasses.MISSING,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
+    """A dataclass field carrying the schema's description and bounds."""
+    meta = {"help": help, "paper": paper, "minimum": minimum, "maximum": maximum}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class SyntheticConfig:
+    """`leukoscope.data.synth.write_cnmc_synth`'s settings (dataset.source = synthetic)."""
+
+    subjects: int = opt(12, "training subjects (2:1 ALL:HEM, dealt over 3 folds)", minimum=3)
+    cells_per_subject: int = opt(30, "cells per training subject", minimum=1)
+    prelim: int = opt(0, "labelled preliminary-test cells (new subjects)", minimum=0)
+    final: int = opt(0, "unlabelled final-test cells (new subjects, 600x600 like C-NMC)", minimum=0)
+    size: int = opt(450, "image side in pixels (C-NMC: 450)", minimum=32, maximum=2048)
+    seed: int = opt(0, "generator seed: the same seed gives byte-identical files")
+    difficulty: float = opt(0.5, "0: separable classes, 1: chance", minimum=0.0, maximum=1.0)
+
+
+@dataclass
+class DatasetConfig:
+    source: Source = opt(
+        "local", "local: dataset.path exists; url / kaggle / synthetic: the download rule makes it"
+    )
+    path: str = opt(
+        "resources/C-NMC_Leukemia",
+        "dataset root in any layout the readers know (C-NMC, ALL-IDB2, class folders, CSV manifest); "
+        "relative to the working directory",
+    )
+    url: str | None = opt(None, "source url: archive to download and unpack")
+    sha256: str | None = opt(None, "source url: expected SHA-256 of the archive")
+    kaggle: str | None = opt(None, "source kaggle: dataset slug (owner/name)")
+    verify: bool = opt(False, "check file checksums against the embedded C-NMC manifest")
+    synthetic: SyntheticConfig = opt(
+        factory=SyntheticConfig, help="source synthetic: the generator's settings"
+    )
+    classes: list[str] | None = opt(_DATA.classes, "restrict to / order these classes (default: the data's)")
+    positive_class: str | None = opt(
+        _DATA.positive_class, "two classes: the sigmoid's class (default: 'all' when present)"
+    )
+    limit_per_class: int | None = opt(
+        _DATA.limit_per_class, "cap images per class and split (smoke runs)", minimum=1
+    )
+
+
+@dataclass
+class GridConfig:
+    backbones: list[str] = opt(
+        factory=lambda: list(PAPER_BACKBONES), help="keras.applications names (or simplecnn)", paper=True
+    )
+    losses: list[str] = opt(factory=lambda: list(PAPER_LOSSES), help="registered loss names", paper=True)
+
+
+@dataclass
+class PreprocessSection:
+    """Deterministic per-image steps of the crop stage (image size: train.image_size)."""
+
+    crop: CropMode = opt(_PRE.crop, "cell: tight box around the cell, aspect kept", paper=True)
+    black_threshold: int = opt(_PRE.black_threshold, "background: max(R,G,B) <= this", minimum=0, maximum=254)
+    center_fraction: float = opt(_PRE.center_fraction, "crop=center: side as a share of the shorter side")
+    clahe: bool = opt(_PRE.clahe, "CLAHE on every image once (the paper's CLAHE is an augmentation)")
+    clahe_clip: float = opt(_PRE.clahe_clip, "clip limit of that CLAHE")
+    clahe_grid: int = opt(_PRE.clahe_grid, "CLAHE tiles per side (also the augmentation's)", minimum=1)
+    normalize: NormalizeMode = opt(
+        _PRE.normalize, "dataset: the training set's mean/std (the paper); backbone: its own", paper=True
+    )
+
+
+@dataclass
+class AugmentSection:
+    """The offline augmentation stage: the oversampled, augmented training set (the paper's 20,050)."""
+
+    enabled: bool = opt(True, "false: the training set as cropped, no oversampling", paper=True)
+    target: dict[str, int] | None = opt(
+        factory=lambda: dict(PAPER_TARGET),
+        help="samples per class after oversampling (null: every class to the majority's count)",
+        paper=True,
+    )
+    keep_originals: bool = opt(
+        True, "each image's first copy is kept as it is; only extra copies are augmented"
+    )
+    hflip: bool = opt(AugmentConfig.hflip, "random horizontal flips", paper=True)
+    vflip: bool = opt(AugmentConfig.vflip, "random vertical flips", paper=True)
+    rotation: float = opt(AugmentConfig.rotation, "random rotation, degrees in [-r, r]", minimum=0.0)
+    clahe_p: float = opt(AugmentConfig.clahe_p, "probability of CLAHE", paper=True, minimum=0.0, maximum=1.0)
+    shards: int = opt(8, "number of .npy shards the set is written as", paper=False, minimum=1)
+    seed: int = opt(_TRAIN.seed, "seed of the oversampling and the augmentation draws")
+
+
+@dataclass
+class StatsSection:
+    images: StatsImages = opt(
+        "augmented", "mean/std over the augmented training set (what the network sees) or the originals"
+    )
+
+
+@dataclass
+class TrainSection:
+    epochs: int = opt(
+        _TRAIN.epochs, "maximum epochs (early stopping on validation weighted F1)", paper=False, minimum=1
+    )
+    batch_size: int = opt(_TRAIN.batch_size, "images per step", paper=True, minimum=1)
+    image_size: int = opt(_PRE.image_size, "side of the cropped, resized images", paper=False, minimum=16)
+    weights: str = opt(_MODEL.weights, "imagenet | none | a .keras / .weights.h5 file", paper=True)
+    head_hidden: int = opt(
+        _MODEL.head_hidden, "GAP -> Dense(head_hidden, ReLU) -> Dense(1)", paper=True, minimum=1
+    )
+    dropout: float = opt(_MODEL.dropout, "dropout before the output layer", minimum=0.0, maximum=0.99)
+    patience: int | None = opt(
+        _TRAIN.patience, "early-stopping patience in epochs (null: none)", paper=False, minimum=1
+    )
+    precision: Precision = opt(_TRAIN.precision, "auto: bf16 / fp16 where the hardware is fast at it")
+    seed: int = opt(_TRAIN.seed, "training seed")
+    deterministic: bool = opt(_TRAIN.deterministic, "TensorFlow op determinism: bit-repeatable runs")
+    jit_compile: bool | None = opt(_TRAIN.jit_compile, "XLA (null: off on CPU, Keras' choice on GPU)")
+    run_eagerly: bool = opt(_TRAIN.run_eagerly, "no graph tracing: faster for a dozen steps")
+    max_steps_per_epoch: int | None = opt(
+        _TRAIN.max_steps_per_epoch, "cap on steps per epoch (smoke runs)", minimum=1
+    )
+    augment: AugmentConfig = opt(
+        factory=AugmentConfig, help="online augmentation on top of the offline set (flips, rotation, CLAHE)"
+    )
+    threads: int | None = opt(None, "CPU threads per training job (null: auto)", minimum=1)
+    cpu_jobs: int = opt(2, "CPU-only machines: training jobs that share the cores", minimum=1)
+    gpus: str = opt("auto", "auto (CUDA_VISIBLE_DEVICES / nvidia-smi), none, or ids like 0,1")
+    devices: str = opt(
+        _TRAIN.devices,
+        "one job's devices: auto (all the GPUs it was given; MirroredStrategy when > 1), cpu, cpu:N",
+    )
+    mem_mb: int = opt(16000, "memory resource of a training job", minimum=1)
+    runtime: int = opt(720, "runtime resource of a training job, minutes", minimum=1)
+
+
+@dataclass
+class EvaluateSection:
+    threshold: float = opt(0.5, "two classes: P(positive) >= threshold", minimum=0.0, maximum=1.0)
+    batch_size: int = opt(64, "images per prediction batch", minimum=1)
+
+
+@dataclass
+class EnsembleSection:
+    select: SelectMetric = opt("weighted_f1", "validation metric that picks each backbone's loss")
+
+
+@dataclass
+class WorkflowConfig:
+    dataset: DatasetConfig = opt(factory=DatasetConfig, help="where the images come from")
+    protocol: Protocol = opt(
+        "official", "official: C-NMC's folds / prelim / final; cv: subject-grouped K folds"
+    )
+    val_fold: int | None = opt(
+        _DATA.val_fold, "official: the training fold that validates (ignored on data without folds)"
+    )
+    val_fraction: float = opt(
+        _DATA.val_fraction,
+        "official, data without folds: share of subjects held out",
+        minimum=0.01,
+        maximum=0.99,
+    )
+    folds: int = opt(3, "cv: number of subject-grouped folds (C-NMC's own when 3)", minimum=2)
+    grid: GridConfig = opt(factory=GridConfig, help="the backbone x loss training jobs")
+    losses: dict[str, dict[str, Any]] = opt(
+        factory=dict, help="per-loss parameters, e.g. focal_hinge: {gamma: 2.0}"
+    )
+    preprocess: PreprocessSection = opt(factory=PreprocessSection, help="the crop stage")
+    augment: AugmentSection = opt(factory=AugmentSection, help="the augment stage")
+    stats: StatsSection = opt(factory=StatsSection, help="the stats stage")
+    train: TrainSection = opt(factory=TrainSection, help="the train jobs")
+    optim: OptimConfig = opt(
+        factory=OptimConfig, help="the optimizer (the paper: Adam 1e-5, betas 0.7/0.999)"
+    )
+    evaluate: EvaluateSection = opt(factory=EvaluateSection, help="predict / evaluate")
+    ensemble: EnsembleSection = opt(
+        factory=EnsembleSection, help="the ensemble of the best loss per backbone"
+    )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkflowConfig:
+        cfg = _build(cls, data, "")
+        cfg.check()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def check(self) -> None:
+        """What a schema cannot say (without importing TensorFlow: see `check_names`)."""
+        for key, values in (("grid.backbones", self.grid.backbones), ("grid.losses", self.grid.losses)):
+            if not values or len(set(values)) != len(values):
+                raise ConfigError(f"{key} must list at least one name, each once, got {values}")
+        if self.dataset.source == "url" and not self.dataset.url:
+            raise ConfigError("dataset.source is url but dataset.url is empty")
+        if self.dataset.source == "kaggle" and not self.dataset.kaggle:
+            raise ConfigError("dataset.source is kaggle but dataset.kaggle is empty")
+        if self.augment.target and any(v < 1 for v in self.augment.target.values()):
+            raise ConfigError(f"augment.target must be positive counts, got {self.augment.target}")
+
+    def check_names(self) -> None:
+        """Registered backbone and loss names, and their parameters (imports Keras: ~5 s)."""
+        from leukoscope.losses import LOSSES, get_loss
+        from leukoscope.models.backbones import get_backbone
+
+        for name in self.grid.losses:
+            if name not in LOSSES:
+                raise ConfigError(
+                    f"grid.losses names an unknown loss {name!r}",
+                    hint=f"choose from: {', '.join(LOSSES.names())}",
+                )
+            params = {k: v for k, v in self.loss_params(name).items() if k != "class_counts"}
+            if name in ("weighted_bce", "balanced_bce"):
+                params.setdefault("class_counts", [1, 1])
+            get_loss(name, **params)
+        for name in set(self.losses) - set(LOSSES.names()):
+            raise ConfigError(
+                f"losses names an unknown loss {name!r}", hint=f"choose from: {', '.join(LOSSES.names())}"
+            )
+        for name in self.grid.backbones:
+            get_backbone(name)
+
+    # -- what the rules need -------------------------------------------------------------------------
+
+    @property
+    def scopes(self) -> list[str]:
+        """Path prefixes of the chains: '' (official) or 'cv/fold_k/' for each fold."""
+        if self.protocol == "cv":
+            return [f"cv/fold_{k}/" for k in range(self.folds)]
+        return [""]
+
+    @property
+    def crop_parts(self) -> list[str]:
+        """The crop stage's files: one per split (cv: the pool the folds are drawn from)."""
+        return ["pool", "test", "final"] if self.protocol == "cv" else ["train", "val", "test", "final"]
+
+    @property
+    def eval_splits(self) -> list[str]:
+        """Splits scored with labels (the final test has no public labels: predictions only)."""
+        return ["val", "test"]
+
+    @property
+    def predict_splits(self) -> list[str]:
+        return ["val", "test", "final"] if self.protocol == "official" else ["val", "test"]
+
+    def uses_imagenet(self) -> bool:
+        return self.train.weights.strip().lower() == "imagenet"
+
+    def loss_params(self, loss: str) -> dict[str, Any]:
+        return dict(self.losses.get(loss, {}))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def run_config(
+    cfg: WorkflowConfig,
+    backbone: str,
+    loss: str,
+    *,
+    out: str | Path,
+    state_dir: str | Path,
+    preprocess: PreprocessConfig | None = None,
+    progress: bool = False,
+) -> RunConfig:
+    """The RunConfig of one training job: the one place config.yaml's keys meet the library's."""
+    t, p = cfg.train, cfg.preprocess
+    pre = preprocess or PreprocessConfig()
+    pre = dataclasses.replace(
+        pre,
+        crop=p.crop,
+        image_size=t.image_size,
+        black_threshold=p.black_threshold,
+        center_fraction=p.center_fraction,
+        clahe=p.clahe,
+        clahe_clip=p.clahe_clip,
+        clahe_grid=p.clahe_grid,
+        normalize=p.normalize,
+    )
+    return RunConfig(
+        data=DataConfig(
+            classes=cfg.dataset.classes,
+            positive_class=cfg.dataset.positive_class,
+            val_fold=cfg.val_fold,
+            val_fraction=cfg.val_fraction,
+            limit_per_class=cfg.dataset.limit_per_class,
+        ),
+        preprocess=pre,
+        augment=dataclasses.replace(t.augment),
+        model=ModelConfig(backbone=backbone, weights=t.weights, head_hidden=t.head_hidden, dropout=t.dropout),
+        loss=_loss_config(cfg, loss),
+        optim=dataclasses.replace(cfg.optim),
+        train=dataclasses.replace(
+            TrainConfig(),
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            precision=t.precision,
+            seed=t.seed,
+            deterministic=t.deterministic,
+            patience=t.patience,
+            jit_compile=t.jit_compile,
+            run_eagerly=t.run_eagerly,
+            max_steps_per_epoch=t.max_steps_per_epoch,
+            devices=t.devices,
+            state_dir=str(state_dir),
+            progress=progress,
+        ),
+        out=str(out),
+    )
+
+
+def _loss_config(cfg: WorkflowConfig, loss: str) -> Any:
+    from leukoscope.config import LossConfig
+
+    return LossConfig(name=loss, params=cfg.loss_params(loss))
+
+
+# Workflow keys whose default is RunConfig's: (workflow path, RunConfig path). A test holds them equal.
+SHARED_DEFAULTS: tuple[tuple[str, str], ...] = (
+    ("dataset.classes", "data.classes"),
+    ("dataset.positive_class", "data.positive_class"),
+    ("dataset.limit_per_class", "data.limit_per_class"),
+    ("val_fold", "data.val_fold"),
+    ("val_fraction", "data.val_fraction"),
+    *(
+        (f"preprocess.{k}", f"preprocess.{k}")
+        for k in (
+            "crop",
+            "black_threshold",
+            "center_fraction",
+            "clahe",
+            "clahe_clip",
+            "clahe_grid",
+            "normalize",
+        )
+    ),
+    ("train.image_size", "preprocess.image_size"),
+    ("train.weights", "model.weights"),
+    ("train.head_hidden", "model.head_hidden"),
+    ("train.dropout", "model.dropout"),
+    *(
+        (f"train.{k}", f"train.{k}")
+        for k in (
+            "epochs",
+            "batch_size",
+            "patience",
+            "precision",
+            "seed",
+            "deterministic",
+            "jit_compile",
+            "run_eagerly",
+            "max_steps_per_epoch",
+            "devices",
+        )
+    ),
+    *((f"train.augment.{k}", f"augment.{k}") for k in ("hflip", "vflip", "rotation", "clahe_p", "enabled")),
+    *((f"augment.{k}", f"augment.{k}") for k in ("hflip", "vflip", "rotation", "clahe_p")),
+    ("augment.seed", "train.seed"),
+    *((f"optim.{k}", f"optim.{k}") for k in ("name", "lr", "betas", "weight_decay", "momentum", "scheduler")),
+)
+
+
+def lookup(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        node = node[part]
+    return node

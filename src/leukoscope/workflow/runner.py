@@ -1,0 +1,122 @@
+"""Run the Snakemake workflow from Python (`leukoscope demo`, tests): checks first, one line on failure.
+
+`preflight_file` applies every check the Snakefile would (schema, names, the dataset) in this process, so
+bad input is one `LeukoScopeError` line (exit code 2 through the CLI) before Snakemake starts. A job that
+fails later is reported by its own one-line `error: <rule>: ...` message, which `run` repeats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from leukoscope.errors import ConfigError, LeukoScopeError
+from leukoscope.workflow.config import WorkflowConfig
+
+
+class WorkflowFailed(LeukoScopeError):
+    """Snakemake stopped: a job failed (its one-line reason and log are in the message)."""
+
+
+def snakefile() -> Path:
+    """The repository's Snakefile, beside the source tree this package was installed from (editable)."""
+    env = os.environ.get("LEUKOSCOPE_SNAKEFILE")
+    path = Path(env) if env else Path(__file__).resolve().parents[3] / "Snakefile"
+    if not path.is_file():
+        raise ConfigError(
+            "the workflow's Snakefile was not found",
+            path=path,
+            hint="run from a clone of the repository (pip install -e .) or set LEUKOSCOPE_SNAKEFILE",
+        )
+    return path
+
+
+def snakemake_command() -> list[str]:
+    return [sys.executable, "-m", "snakemake"]
+
+
+@contextlib.contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def preflight_file(configfile: Path, workdir: Path) -> WorkflowConfig:
+    """What the Snakefile checks at parse time and at start, here: (checked config) or one error line."""
+    from leukoscope.config import load_yaml
+    from leukoscope.workflow.plan import preflight
+    from leukoscope.workflow.schema import check
+
+    data = check(load_yaml(configfile), source=str(configfile))
+    cfg = WorkflowConfig.from_dict(data)
+    with working_directory(workdir):
+        preflight(cfg)
+    cfg.check_names()  # last: it imports Keras
+    return cfg
+
+
+def run(
+    workdir: Path,
+    configfile: Path,
+    *,
+    cores: str = "all",
+    targets: Sequence[str] = (),
+    extra: Sequence[str] = (),
+    echo: Any = None,
+) -> list[str]:
+    """Run the workflow in `workdir`; its output lines. `echo(line)` shows them as they come."""
+    cmd = [
+        *snakemake_command(),
+        "-s",
+        str(snakefile()),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        cores,
+        *extra,
+        *targets,
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    lines: list[str] = []
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if echo is not None:
+                echo(lines[-1])
+        code = proc.wait()
+    if code != 0:
+        raise WorkflowFailed(failure_line(lines), path=workdir / "results" / "logs")
+    return lines
+
+
+def failure_line(lines: Sequence[str]) -> str:
+    """The job's own `error: ...` line when it printed one, else Snakemake's first error line."""
+    for line in lines:
+        if line.startswith("error: "):
+            return "the workflow stopped: " + line.removeprefix("error: ")
+    for i, line in enumerate(lines):
+        if "Error" in line and i + 1 < len(lines):
+            return f"the workflow stopped: {line.strip()} {lines[i + 1].strip()}"
+    return "the workflow stopped (see the messages above)"
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    from leukoscope._io import write_text
+
+    return write_text(path, yaml.safe_dump(config, sort_keys=False))

@@ -1,0 +1,106 @@
+"""The workflow's typed config: one source of defaults (RunConfig), the committed schema, config.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leukoscope.config import RunConfig
+from leukoscope.errors import ConfigError
+from leukoscope.workflow import schema
+from leukoscope.workflow.config import SHARED_DEFAULTS, WorkflowConfig, lookup, run_config
+
+REPO = Path(__file__).resolve().parents[2]
+REQUIRED = (
+    "dataset.path",
+    "protocol",
+    "folds",
+    "grid.backbones",
+    "grid.losses",
+    "train.epochs",
+    "train.batch_size",
+    "train.image_size",
+    "train.weights",
+)
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def test_committed_schema_is_generated_from_the_dataclasses() -> None:
+    committed = schema.schema_path(REPO).read_text(encoding="utf-8")
+    assert committed == schema.render(), (
+        "regenerate: python -m leukoscope.workflow.schema > workflow/schemas/..."
+    )
+
+
+@pytest.mark.parametrize(("workflow_key", "run_key"), SHARED_DEFAULTS)
+def test_schema_and_library_defaults_agree(workflow_key: str, run_key: str) -> None:
+    library = _plain(lookup(RunConfig().to_dict(), run_key))
+    assert _plain(lookup(WorkflowConfig().to_dict(), workflow_key)) == library
+    filled = schema.check({})  # the schema's defaults, as Snakemake's validate fills them in
+    assert _plain(lookup(filled, workflow_key)) == library
+
+
+def test_schema_defaults_build_the_default_config() -> None:
+    assert WorkflowConfig.from_dict(schema.check({})) == WorkflowConfig()
+
+
+def test_config_yaml_is_the_papers_recipe() -> None:
+    raw = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    for key in REQUIRED:
+        lookup(raw, key)  # the keys other tools rely on are spelled out
+    cfg = WorkflowConfig.from_dict(schema.check(raw))
+    assert cfg.grid.backbones == ["densenet201", "efficientnetb2"]
+    assert cfg.grid.losses == ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"]
+    assert cfg.train.weights == "imagenet" and cfg.train.batch_size == 32
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.betas) == ("adam", 1e-5, (0.7, 0.999))
+    assert cfg.preprocess.crop == "cell" and cfg.preprocess.normalize == "dataset"
+    assert cfg.augment.target == {"hem": 10778, "all": 9272} and sum(cfg.augment.target.values()) == 20050
+    assert cfg.dataset.classes is None and cfg.dataset.positive_class is None  # from the data
+    cfg.check_names()
+
+
+def test_run_config_maps_workflow_keys_to_the_library() -> None:
+    cfg = WorkflowConfig.from_dict(
+        schema.check(
+            {"train": {"image_size": 96, "weights": "none", "epochs": 3}, "losses": {"focal": {"gamma": 3}}}
+        )
+    )
+    run = run_config(cfg, "efficientnetb2", "focal", out="o", state_dir="s")
+    assert run.preprocess.image_size == 96 and run.model.weights == "none" and run.train.epochs == 3
+    assert (
+        run.model.backbone == "efficientnetb2"
+        and run.loss.name == "focal"
+        and run.loss.params == {"gamma": 3}
+    )
+    assert run.train.state_dir == "s" and run.out == "o"
+    assert run_config(cfg, "efficientnetb2", "bce", out="o", state_dir="s").loss.params == {}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"train": {"epochs": 0}}, "train.epochs: 0 is less than the minimum of 1"),
+        ({"trian": {}}, "'trian' was unexpected"),
+        ({"protocol": "loo"}, "protocol: 'loo' is not one of"),
+        ({"grid": {"losses": "bce"}}, "grid.losses: 'bce' is not of type 'array'"),
+        ({"augment": {"target": {"hem": "many"}}}, "augment.target"),
+    ],
+)
+def test_a_config_that_breaks_the_schema_is_one_line(config: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        schema.check(config, source="my.yaml")
+    line = info.value.one_line()
+    assert message in line and "my.yaml" in line and "\n" not in line
+
+
+def test_unknown_names_are_one_line() -> None:
+    cfg = WorkflowConfig.from_dict(schema.check({"grid": {"losses": ["bce", "fokal"]}}))
+    with pytest.raises(ConfigError, match="unknown loss 'fokal'"):
+        cfg.check_names()
+    with pytest.raises(ConfigError, match="each once"):
+        WorkflowConfig.from_dict(schema.check({"grid": {"losses": ["bce", "bce"]}}))

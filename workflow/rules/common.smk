@@ -1,0 +1,158 @@
+# Shared by the other .smk files -- the checked config, the GPU pool, wildcard constraints, input functions.
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from leukoscope.errors import LeukoScopeError
+from leukoscope.workflow import gpus as GPU
+from leukoscope.workflow import plan as P
+from leukoscope.workflow import schema as S
+
+ENV = "../../envs/leukoscope.yaml"
+# Jobs import this clone's engine (see envs/README.md).
+P.use_source_tree(workflow.basedir)
+# `snakemake --lint` parses the workflow without running it (and without check_envvars): no dataset yet.
+LINTING = not getattr(workflow, "check_envvars", True)
+MAIN = workflow.is_main_process
+
+
+def _checked_config():
+    """One line for a config that breaks the schema, then Snakemake's own validation (fills defaults)."""
+    try:
+        S.check(config, source=", ".join(map(str, workflow.configfiles)) or "config")
+    except LeukoScopeError as exc:
+        raise WorkflowError(exc.one_line()) from None
+    validate(config, "../schemas/config.schema.yaml")
+    try:
+        return P.load(config, check_data=MAIN and not LINTING)
+    except LeukoScopeError as exc:
+        raise WorkflowError(exc.one_line()) from None
+
+
+CFG = _checked_config()
+MODELS = P.models(CFG)
+SCOPES = CFG.scopes
+
+# After `kill -9` of a run, Snakemake's lock files stay and would refuse the same command again: a
+# live run holds an flock (released by the kernel however the process dies), so locks left without one
+# are stale and are removed (leukoscope.workflow.runlock).
+if MAIN and not LINTING:
+    from leukoscope.workflow.runlock import release_stale_locks
+
+    release_stale_locks()
+
+# GPUs: cap the `gpu` resource at the GPUs this machine has (unless --resources gpu=N says otherwise)
+# and hand the pool to the jobs, which lock one id each (leukoscope.workflow.gpus).
+if MAIN and not LINTING:
+    GPUS = GPU.visible_gpus(CFG.train.gpus)
+    GPU.share_pool(GPUS)
+    # Only where there are GPUs: a cluster's login node has none, and its jobs ask SLURM for theirs.
+    if GPUS and "gpu" not in workflow.global_resources:
+        workflow.register_resource("gpu", len(GPUS))
+else:
+    GPUS = GPU.shared_pool()
+GPU_PER_JOB = 1 if GPUS else 0
+TRAIN_THREADS = GPU.train_threads(
+    workflow.global_resources["_cores"].value,
+    GPUS,
+    CFG.train.threads,
+    CFG.train.cpu_jobs,
+)
+
+
+wildcard_constraints:
+    **P.WILDCARDS,
+
+
+def log_file(name):
+    return P.LOG.format(name=name)
+
+
+def crop_of(part):
+    return {
+        "crop_images": P.CROP.format(part=part),
+        "crop_index": P.CROP_INDEX.format(part=part),
+    }
+
+
+def train_inputs(wildcards):
+    """What one training job reads: the augmented set, its statistics, validation crops (+ weights)."""
+    scope = wildcards.scope
+    inputs = {
+        "shards": P.shards(CFG, scope),
+        "index": P.AUGMENT_INDEX.format(scope=scope),
+        "stats": P.STATS.format(scope=scope),
+        "summary": P.SAMPLES_SUMMARY,
+        "val_images": P.CROP.format(part=P.val_part(CFG)),
+        "val_index": P.CROP_INDEX.format(part=P.val_part(CFG)),
+    }
+    if CFG.uses_imagenet():
+        inputs["weights"] = P.WEIGHTS_RECORD.format(backbone=wildcards.backbone)
+    return inputs
+
+
+def predict_inputs(wildcards):
+    model = P.model_dir(wildcards.scope, wildcards.backbone, wildcards.loss)
+    inputs = {"model": f"{model}/model.keras", "card": f"{model}/model_card.json"}
+    for part in P.predict_parts(CFG):
+        inputs[f"{part}_images"] = P.CROP.format(part=part)
+        inputs[f"{part}_index"] = P.CROP_INDEX.format(part=part)
+    return inputs
+
+
+def scope_evals(scope, split):
+    return P.eval_files(CFG, scope, split)
+
+
+def member_files(scope):
+    """Validation scores and predictions of every model of a scope: what the ensemble chooses from."""
+    return {
+        "val": {m: p for m, p in scope_evals(scope, "val").items() if m != "ensemble"},
+        "predictions": {
+            f"{b}/{l}": P.PREDICTIONS.format(scope=scope, model=f"models/{b}/{l}")
+            for b, l in MODELS
+        },
+    }
+
+
+def nested_files(tree):
+    """Every path in a nested {name: path or {...}} mapping (the rule's inputs; params keep the names)."""
+    if isinstance(tree, dict):
+        return [path for value in tree.values() for path in nested_files(value)]
+    return [tree]
+
+
+BACKBONES = list(dict.fromkeys(b for b, _ in MODELS))
+
+
+def official_scores():
+    """{split: {model: eval json}} of the official chain."""
+    return {split: scope_evals("", split) for split in CFG.eval_splits}
+
+
+def figure_inputs():
+    return {
+        "scores": official_scores(),
+        "histories": {
+            f"{b}/{l}": P.model_file("history.csv", "", b, l) for b, l in MODELS
+        },
+        "predictions": {
+            **{
+                f"{b}/{l}": P.PREDICTIONS.format(scope="", model=f"models/{b}/{l}")
+                for b, l in MODELS
+            },
+            "ensemble": P.PREDICTIONS.format(scope="", model="ensemble"),
+        },
+    }
+
+
+def cv_scores():
+    """{fold: {model: validation eval json}} of every cv chain."""
+    return {P.fold_of(scope): scope_evals(scope, "val") for scope in SCOPES}
+
+
+def check_names():
+    """Backbone and loss names need Keras (~5 s to import): checked once before the first job."""
+    try:
+        CFG.check_names()
+    except LeukoScopeError as exc:
+        raise WorkflowError(exc.one_line()) from None

@@ -1,0 +1,87 @@
+# Predict every split once per model, score the labelled ones, build the ensemble (chosen on validation).
+
+
+localrules:
+    evaluate,
+    ensemble,
+    submission,
+
+
+rule predict:
+    input:
+        unpack(predict_inputs),
+    output:
+        predictions=P.PREDICTIONS.replace("{model}", "models/{backbone}/{loss}"),
+    log:
+        log_file("{scope}predict/{backbone}/{loss}"),
+    conda:
+        ENV
+    threads: TRAIN_THREADS
+    resources:
+        gpu=GPU_PER_JOB,
+        mem_mb=CFG.train.mem_mb,
+    params:
+        parts=P.predict_parts(CFG),
+        protocol=CFG.protocol,
+        fold=lambda wildcards: P.fold_of(wildcards.scope),
+        batch_size=CFG.evaluate.batch_size,
+        eager=CFG.train.run_eagerly,
+        gpu_locks=P.GPU_LOCKS,
+    script:
+        "../scripts/predict.py"
+
+
+rule evaluate:
+    input:
+        predictions=P.PREDICTIONS,
+        summary=P.SAMPLES_SUMMARY,
+    output:
+        scores=expand(P.EVAL, split=CFG.eval_splits, allow_missing=True),
+    log:
+        log_file("{scope}evaluate/{model}"),
+    conda:
+        ENV
+    params:
+        splits=CFG.eval_splits,
+        threshold=CFG.evaluate.threshold,
+    script:
+        "../scripts/evaluate.py"
+
+
+rule ensemble:
+    input:
+        members=lambda wildcards: nested_files(member_files(wildcards.scope)),
+        summary=P.SAMPLES_SUMMARY,
+    output:
+        spec=P.ENSEMBLE,
+        choice=P.ENSEMBLE_CHOICE,
+        predictions=P.PREDICTIONS.replace("{model}", "ensemble"),
+    log:
+        log_file("{scope}ensemble"),
+    conda:
+        ENV
+    params:
+        members=lambda wildcards: member_files(wildcards.scope),
+        model_dirs=lambda wildcards: {
+            f"{b}/{l}": P.model_dir(wildcards.scope, b, l) for b, l in MODELS
+        },
+        backbones=BACKBONES,
+        losses=list(CFG.grid.losses),
+        select=CFG.ensemble.select,
+        threshold=CFG.evaluate.threshold,
+    script:
+        "../scripts/ensemble.py"
+
+
+rule submission:
+    input:
+        predictions=P.PREDICTIONS.format(scope="", model="ensemble"),
+        spec=P.ENSEMBLE.format(scope=""),
+    output:
+        P.SUBMISSION,
+    log:
+        log_file("submission"),
+    conda:
+        ENV
+    script:
+        "../scripts/submission.py"

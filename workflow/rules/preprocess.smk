@@ -1,0 +1,53 @@
+# Crop (one file per split), augment (the oversampled training set, in shards), stats (mean / std).
+
+
+rule crop:
+    input:
+        sheet=P.SAMPLES,
+    output:
+        images=P.CROP,
+        index=P.CROP_INDEX,
+    log:
+        log_file("crop/{part}"),
+    conda:
+        ENV
+    threads: min(4, workflow.cores)
+    params:
+        preprocess=P.crop_settings(CFG),
+    script:
+        "../scripts/crop.py"
+
+
+rule augment:
+    input:
+        **{k: v for k, v in crop_of(P.train_part(CFG)).items()},
+        summary=P.SAMPLES_SUMMARY,
+    output:
+        shards=P.shards(CFG),
+        index=P.AUGMENT_INDEX,
+    log:
+        log_file("{scope}augment"),
+    conda:
+        ENV
+    params:
+        augment=P.augment_settings(CFG),
+        fold=lambda wildcards: P.fold_of(wildcards.scope),
+    script:
+        "../scripts/augment.py"
+
+
+rule stats:
+    input:
+        **{k: v for k, v in crop_of(P.train_part(CFG)).items()},
+        shards=P.shards(CFG),
+        index=P.AUGMENT_INDEX,
+    output:
+        stats=P.STATS,
+    log:
+        log_file("{scope}stats"),
+    conda:
+        ENV
+    params:
+        images=CFG.stats.images,
+    script:
+        "../scripts/stats.py"

@@ -1,0 +1,24 @@
+"""Rule `crop`: one split's images cropped to the cell and resized, as one memory-mappable .npy."""
+
+from typing import Any
+
+from leukoscope.workflow.script import run, threads
+
+
+def main(smk: Any) -> None:
+    from leukoscope._io import atomic_path
+    from leukoscope.config import PreprocessConfig
+    from leukoscope.data.samples import read_sample_sheet
+    from leukoscope.preprocess.artifacts import crop_images
+
+    sheet = read_sample_sheet(smk.input.sheet)
+    rows = sheet[sheet["part"] == smk.wildcards.part]
+    cfg = PreprocessConfig(**dict(smk.params.preprocess))
+    index = crop_images(rows, cfg, smk.output.images, workers=threads(smk))
+    with atomic_path(smk.output.index) as tmp:
+        index.to_parquet(tmp, index=False)
+    bad = int((~index["ok"]).sum())
+    print(f"crop {smk.wildcards.part}: {len(index)} images at {cfg.image_size} px, {bad} unreadable")
+
+
+run(snakemake, main)  # noqa: F821

@@ -1,0 +1,42 @@
+"""Rule `predict`: one model's probabilities for every split it is scored or submitted on, in one table."""
+
+from pathlib import Path
+from typing import Any
+
+from leukoscope.workflow.script import run, threads
+
+ROLE = {"val": "val", "pool": "val", "test": "test", "final": "final"}  # crop file -> split
+
+
+def main(smk: Any) -> None:
+    from leukoscope.workflow import gpus
+
+    gpus.set_threads(threads(smk))
+    gpus.claim_gpu(smk.params.gpu_locks)
+
+    import numpy as np
+    import pandas as pd
+
+    from leukoscope._io import atomic_path
+    from leukoscope.evaluate.predictions import prediction_table
+    from leukoscope.workflow.predict import load_probabilities
+
+    predict, card = load_probabilities(
+        Path(smk.input.model).parent, eager=bool(smk.params.eager), batch_size=int(smk.params.batch_size)
+    )
+    tables = []
+    for part in smk.params.parts:
+        rows = pd.read_parquet(smk.input[f"{part}_index"])
+        if part == "pool":  # cv: this fold's validation images
+            rows = rows[rows["fold"] == smk.params.fold]
+        images = np.load(smk.input[f"{part}_images"], mmap_mode="r")
+        probs = (
+            predict(images[rows["row"].to_numpy(np.int64)]) if len(rows) else np.zeros((0, card.num_classes))
+        )
+        tables.append(prediction_table(rows, probs, card.class_names, ROLE[part]))
+        print(f"predict {part}: {len(rows)} images")
+    with atomic_path(smk.output.predictions) as tmp:
+        pd.concat(tables, ignore_index=True).to_parquet(tmp, index=False)
+
+
+run(snakemake, main)  # noqa: F821

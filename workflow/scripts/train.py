@@ -1,0 +1,60 @@
+"""Rule `train`: one backbone x loss on the augmented set, validated on the held-out split.
+
+Threads, the GPU and KERAS_HOME are settled before TensorFlow is imported; the resume state lives in
+`params.state_dir`, outside the declared outputs (Snakemake deletes those when a job fails), so a
+restarted job continues from its last complete epoch.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from leukoscope.workflow.script import run, threads
+
+
+def main(smk: Any) -> None:
+    from leukoscope.workflow import gpus
+
+    gpus.set_threads(threads(smk))
+    gpu = gpus.claim_gpu(smk.params.gpu_locks)
+    if smk.params.uses_imagenet:
+        os.environ["KERAS_HOME"] = str(Path(smk.params.keras_home).absolute())  # the weights rule's cache
+
+    import pandas as pd
+
+    from leukoscope.config import PreprocessConfig, RunConfig, _build
+    from leukoscope.train.artifacts import load_fit_inputs
+    from leukoscope.train.fit import fit_inputs
+
+    settings = json.loads(json.dumps(dict(smk.params.run)))
+    settings["train"].update(state_dir=smk.params.state_dir, progress=False)
+    out = Path(smk.output.model).parent
+    cfg = RunConfig.from_dict(settings | {"out": str(out)})
+    val_rows = pd.read_parquet(smk.input.val_index)
+    if smk.params.fold is not None:
+        val_rows = val_rows[val_rows["fold"] == smk.params.fold]
+    summary = json.loads(Path(smk.input.summary).read_text(encoding="utf-8"))
+    inputs = load_fit_inputs(
+        shards=list(smk.input.shards),
+        index_path=smk.input.index,
+        val_images=smk.input.val_images,
+        val_rows=val_rows,
+        stats_path=smk.input.stats,
+        samples_summary=summary,
+        preprocess=_build(PreprocessConfig, settings["preprocess"], "preprocess."),
+    )
+    where = f"GPU {gpu}" if gpu is not None else f"CPU, {threads(smk)} threads"
+    print(
+        f"train {cfg.model.backbone} / {cfg.loss.name}: "
+        f"{len(inputs.train)} samples, {len(inputs.val)} val ({where})"
+    )
+    fit_inputs(inputs, cfg, out)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    print(
+        f"best epoch {metrics.get('epoch')}: "
+        f"validation weighted F1 {metrics.get('weighted_f1', float('nan')):.4f}"
+    )
+
+
+run(snakemake, main)  # noqa: F821
