@@ -25,7 +25,6 @@ rule predict:
         protocol=CFG.protocol,
         fold=lambda wildcards: P.fold_of(wildcards.scope),
         batch_size=CFG.evaluate.batch_size,
-        eager=CFG.train.run_eagerly,
         gpu_locks=P.GPU_LOCKS,
     script:
         "../scripts/predict.py"

@@ -19,11 +19,12 @@ def main(smk: Any) -> None:
 
     from leukoscope._io import atomic_path
     from leukoscope.evaluate.predictions import prediction_table
-    from leukoscope.workflow.predict import load_probabilities
+    from leukoscope.infer.predictor import load_predictor
 
-    predict, card = load_probabilities(
-        Path(smk.input.model).parent, eager=bool(smk.params.eager), batch_size=int(smk.params.batch_size)
-    )
+    predictor = load_predictor(Path(smk.input.model).parent)  # what `leukoscope predict` runs
+    predictor.batch_size = int(smk.params.batch_size)
+    predict, card = predictor.predict_arrays, predictor.card
+    print(f"predict with {predictor.model_id} on {predictor.backend} ({predictor.precision})")
     tables = []
     for part in smk.params.parts:
         rows = pd.read_parquet(smk.input[f"{part}_index"])
