@@ -9,7 +9,6 @@ each file with its md5 and size.
 """
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -39,6 +38,7 @@ def fetch_weights(backbone: str, keras_home: str | Path) -> dict[str, Any]:
         return record
     import keras
 
+    from leukoscope.data.hashing import file_digest
     from leukoscope.models.weights import guarded_downloads, keras_cache_dir
 
     if keras_cache_dir().parent != home:
@@ -63,7 +63,7 @@ def fetch_weights(backbone: str, keras_home: str | Path) -> dict[str, Any]:
                 "name": path.name,
                 "path": str(path),
                 "origin": req.get("origin"),
-                "md5": _md5(path),
+                "md5": file_digest(path, "md5"),
                 "expected": req.get("file_hash"),
                 "bytes": path.stat().st_size,
             }
@@ -97,14 +97,6 @@ def _atomic_downloads(home: Path) -> Any:
         yield
     finally:
         file_utils.get_file = guarded
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main(smk: Any) -> None:

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from leukoscope.data.hashing import file_digest
 from leukoscope.data.readers.cnmc import find_root
 from leukoscope.errors import ConfigError, DataError
 
@@ -191,7 +192,7 @@ def _fetch_into_place(request: DatasetRequest, dest: Path, timeout: float, progr
                 origin = request.url
             else:
                 archive = _kaggle_download(request.kaggle, work)
-                details = {"kaggle": request.kaggle, "sha256": _file_sha256(archive)}
+                details = {"kaggle": request.kaggle, "sha256": file_digest(archive, "sha256")}
                 origin = f"kaggle dataset {request.kaggle}"
             details["archive_bytes"] = archive.stat().st_size
             root = _unpack(archive, work / "unpacked", origin)
@@ -408,11 +409,3 @@ def _move_into_place(root: Path, dest: Path, work: Path) -> None:
         else:
             os.replace(dest, old)  # only reached for a folder with our marker (see _reuse)
     os.replace(root, dest)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -176,7 +176,7 @@ def export_model_dir(
 ) -> ExportResult:
     """`leukoscope export`: a model folder -> `<folder>/model.onnx | model.tflite | saved_model/` (or `out`),
     with the card beside it and a record in `exports.json`."""
-    from leukoscope.infer.predictor import file_sha256
+    from leukoscope.data.hashing import file_digest
     from leukoscope.models.card import load_keras, model_folder
 
     fmt = check_format(fmt)
@@ -202,7 +202,7 @@ def export_model_dir(
             tmp_file.write_bytes(data)
     if fmt != "saved_model" and target.parent.resolve() != folder.resolve():
         card.save(target.parent)  # a SavedModel holds its card inside
-    _record(target, fmt, card, file_sha256(source), exporter)
+    _record(target, fmt, card, file_digest(source, "sha256"), exporter)
     return ExportResult(target, fmt, exporter, opset if fmt == "onnx" else None, ("batch", size, size, 3))
 
 
@@ -268,12 +268,12 @@ _HASHES: dict[tuple[str, int, int], str] = {}
 
 def source_sha256(path: Path) -> str:
     """sha256 of a model.keras, remembered per (path, size, mtime) so repeated loads hash once."""
-    from leukoscope.infer.predictor import file_sha256
+    from leukoscope.data.hashing import file_digest
 
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _HASHES:
-        _HASHES[key] = file_sha256(path)
+        _HASHES[key] = file_digest(path, "sha256")
     return _HASHES[key]
 
 

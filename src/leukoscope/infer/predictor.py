@@ -17,7 +17,6 @@ the fly happens only when a backend is asked for explicitly and no export is the
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import logging
 from collections.abc import Callable
@@ -535,11 +534,3 @@ def _load_keras(folder: Path, card: ModelCard, precision: str, compile: bool) ->
         )
     model = load_keras(folder / WEIGHTS_NAME)
     return KerasPredictor(model, card, model_id=card.model_id, precision=precision, compile=compile)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -14,7 +14,6 @@ fine-tune from another LeukoScope model, even one with other classes).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from leukoscope.data.hashing import file_digest
 from leukoscope.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,6 @@ def keras_cache_dir() -> Path:
     from keras.src.backend import config
 
     return Path(os.path.expanduser(config.keras_home())) / "models"
-
-
-def file_hash(path: Path, algorithm: str = "md5") -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
@@ -85,7 +77,7 @@ def _guarded_get_file(real: Any, backbone: str, fname: str | None, origin: str |
     if cached.is_file():
         if expected:
             algorithm = "sha256" if len(expected) == 64 else "md5"
-            actual = file_hash(cached, algorithm)
+            actual = file_digest(cached, algorithm)
             if actual != expected:
                 raise ModelError(
                     f"the cached ImageNet weights for {backbone} are damaged ({algorithm} {actual}, "

@@ -30,6 +30,7 @@ from leukoscope.config import (
     RunConfig,
     TrainConfig,
     _build,
+    _plain,
 )
 from leukoscope.errors import ConfigError
 
@@ -303,14 +304,6 @@ class WorkflowConfig:
 
     def loss_params(self, loss: str) -> dict[str, Any]:
         return dict(self.losses.get(loss, {}))
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def run_config(
