@@ -1,271 +1,284 @@
-"""Inference: leukoscope's predictors (torch bf16 + channels_last, onnxruntime) vs eager fp32 timm.
+"""Inference: `leukoscope predict` on 1,000 images, whole process, vs a plain batched `model.predict` script.
 
-Every side starts from the same preprocessed uint8 NHWC images (the cache's format) and ends with class
-probabilities, so normalisation is inside every timing. The baseline is what a user writes from the PyTorch
-tutorials: the same weights, `model.eval()`, `torch.no_grad()`, fp32, NCHW. Label agreement is measured
-against that fp32 baseline on every benchmark image, beside the speed-up.
+The model is the CPU recipe's model folder from the train benchmark (EfficientNetB0 @160, made by the
+workflow's training job); without one, a short job makes it. The images: 1,000 of the synthetic 450x450
+C-NMC BMPs in one folder. Each side is a fresh process timed from start to exit (Python, imports, model
+load, reading and cropping every image, inference, writing the CSV), alternated over rounds:
+- `leukoscope predict MODEL FOLDER --out preds.csv --backend keras | onnx | tflite` (the exports made
+  once beforehand with `leukoscope export`, as a deployment does; their time is reported);
+- `benchmarks/baseline_predict.py`: keras.saving.load_model, OpenCV reads + the same crop one by one,
+  one `model.predict(batch_size=32)`.
+The second round runs only the fastest backend of the first and the plain script, in the other order.
+Label agreement: each backend's labels vs the plain script's, file by file, at the card's threshold and at
+the plain script's median probability (a threshold with half the images on each side, so a model that
+labels everything alike still shows whether the backends order the images the same way). Batch-1 latency: one
+preprocessed image through `load_predictor(...).predict_arrays` per backend vs `model.predict` on one
+image, median of repeated calls after warm-up, in this process.
 """
 
 from __future__ import annotations
 
+import csv
+import os
+import shutil
 import statistics
+import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from benchmarks import bench_train
 from benchmarks import data as bdata
-from benchmarks import profiling
-from benchmarks.common import CpuShare, Figure, Settings, log, merge_cpu
+from benchmarks.common import REPO, CpuShare, Figure, Settings, log, merge_cpu
+from benchmarks.procs import run_measured
 
-MODELS = {"tf_efficientnet_lite0": 224, "efficientnet_b2": 260}
-COMPILED_NOTE = (
-    "predict / evaluate / serve --compile: torch.compile (inductor, frozen weights: batch norm folded, "
-    "activations fused) under the same bf16 autocast + channels_last; compiled once per batch shape in the "
-    "warm-up (about 10 s each), partial batches padded to the batch size"
-)
+BACKENDS = ("keras", "onnx", "tflite")
+SPEED_TARGET = 2.0
+AGREEMENT_TARGET = 99.5
 
 
-def throughput(fn: Callable[[np.ndarray], Any], images: np.ndarray, batch: int, min_seconds: float) -> float:
-    """Images/s of `fn` over consecutive batches, after two warm-up batches (oneDNN builds kernels)."""
-    batches = [images[i : i + batch] for i in range(0, len(images) - batch + 1, batch)]
-    for b in batches[:2]:
-        fn(b)
-    done, t0 = 0, time.perf_counter()
-    while True:
-        for b in batches:
-            fn(b)
-            done += len(b)
-        elapsed = time.perf_counter() - t0
-        if elapsed >= min_seconds:
-            return done / elapsed
+def model_folder(settings: Settings) -> Path:
+    """The CPU recipe's trained model folder (the train benchmark's), made by a short job when missing."""
+    backbone, size = settings.pick(bench_train.CPU_RECIPE, ("simplecnn", 32))
+    art = bdata.artifact(settings, size)
+    spec = bench_train.job_spec(settings, art, backbone, "cpu", settings.pick(2, 1), extras=False)
+    folder = Path(spec["out"])
+    if not (folder / "model.keras").is_file() or not (folder / "model_card.json").is_file():
+        log(f"infer: no trained {backbone}@{size} model folder: a short workflow job makes one")
+        bench_train.clear(spec)
+        bench_train.run_script(settings, "train_job.py", spec, f"job-cpu-{backbone}-{size}-for-infer")
+    return folder
 
 
-def latency_ms(fn: Callable[[np.ndarray], Any], images: np.ndarray, count: int) -> float:
-    """Median milliseconds of one single-image call."""
-    for i in range(3):
-        fn(images[i : i + 1])
-    times = []
-    for i in range(count):
-        j = i % len(images)
-        t0 = time.perf_counter()
-        fn(images[j : j + 1])
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+def image_folder(settings: Settings, n: int) -> Path:
+    """`n` synthetic BMPs hard-linked into one folder (no copies), file names unique and ordered."""
+    folder = settings.work / "infer-images" / str(n)
+    if folder.is_dir() and len(list(folder.iterdir())) == n:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for i, path in enumerate(bdata.image_files(settings, n)):
+        target = folder / f"img-{i:05d}.bmp"
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+    return folder
 
 
-class EagerFp32:
-    """The tutorial way: fp32 NCHW, no_grad, normalise in float."""
-
-    def __init__(self, model: torch.nn.Module, mean: Any, std: Any) -> None:
-        self.model = model.float().eval().to(memory_format=torch.contiguous_format)
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-
-    def logits(self, images: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(255.0)
-        x = ((x - self.mean) / self.std).contiguous()
-        with torch.no_grad():
-            return self.model(x)
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        return torch.sigmoid(self.logits(images)).numpy()
+def leukoscope_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("leukoscope")
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "leukoscope"]
 
 
-def baseline_predict_files(model: torch.nn.Module, paths: list[str], size: int, mean: Any, std: Any) -> float:
-    """Images/s of the tutorial way over files: PIL decode + crop + pad/resize + ToTensor + Normalize in
-    a DataLoader (2 workers, batch 32), fp32 NCHW model under no_grad."""
-    from PIL import Image
-    from torch.utils.data import DataLoader, Dataset
-    from torchvision import transforms
-
-    from benchmarks.baseline import CropToCell, PadResize
-
-    tf = transforms.Compose(
-        [CropToCell(), PadResize(size), transforms.ToTensor(), transforms.Normalize(mean, std)]
-    )
-
-    class Files(Dataset):
-        def __len__(self) -> int:
-            return len(paths)
-
-        def __getitem__(self, i: int) -> torch.Tensor:
-            return tf(Image.open(paths[i]).convert("RGB"))
-
-    model = model.float().eval().to(memory_format=torch.contiguous_format)
-    with torch.no_grad():
-        model(torch.zeros(32, 3, size, size))  # warm, like the predictor it is compared with
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for x in DataLoader(Files(), batch_size=32, num_workers=2):
-            torch.sigmoid(model(x))
-    return len(paths) / (time.perf_counter() - t0)
+def read_labels(path: Path, column: str) -> dict[str, str]:
+    with open(path, newline="") as handle:
+        return {Path(row["path"]).name: row[column] for row in csv.DictReader(handle)}
 
 
-def model_dir_for(settings: Settings, backbone: str, size: int) -> Path:
-    """The run directory the train benchmark left, or a freshly saved model with the same card fields."""
-    from leukoscope.models.card import CARD_NAME, WEIGHTS_NAME
-
-    run = settings.work / "runs" / f"train-{backbone}-{size}{'-tiny' if settings.tiny else ''}"
-    if (run / CARD_NAME).is_file() and (run / WEIGHTS_NAME).is_file():
-        return run
-    return bdata.saved_model(settings, backbone, size)
+def read_column(path: Path, column: str) -> dict[str, float]:
+    with open(path, newline="") as handle:
+        return {Path(row["path"]).name: float(row[column]) for row in csv.DictReader(handle) if row[column]}
 
 
 def run(settings: Settings, out_dir: Path) -> tuple[list[Figure], dict[str, Any]]:
-    from leukoscope.infer.engine import logits_to_probs, predicted_labels
-    from leukoscope.infer.export import export_model_dir
-    from leukoscope.infer.predictor import load_predictor
-    from leukoscope.models.card import load_model
+    n = settings.pick(1000, 24)
+    rounds = settings.pick(2, 1)
+    model = model_folder(settings)
+    images = image_folder(settings, n)
+    runs = settings.work / "runs" / f"infer{'-tiny' if settings.tiny else ''}"
+    runs.mkdir(parents=True, exist_ok=True)
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    log(f"infer: leukoscope export {model.name} --format all (onnx, tflite, saved_model; once)")
+    exported = run_measured([*leukoscope_cmd(), "export", str(model), "--format", "all"], env=env,
+                            log_path=runs / "export.log", timeout=1800)  # fmt: skip
+    if exported["rc"] != 0:
+        tail = (runs / "export.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"leukoscope export --format all failed (rc {exported['rc']}):\n{tail}")
 
-    n_images = settings.pick(512, 64)
-    min_seconds = settings.pick(8.0, 0.2)
-    n_latency = settings.pick(40, 4)
-    batch = 32 if not settings.tiny else 16
-    figures: list[Figure] = []
-    extra: dict[str, Any] = {"models": {}}
-    for backbone, size in settings.models(MODELS).items():
-        model_dir = model_dir_for(settings, backbone, size)
-        images = bdata.preprocessed_images(settings, n_images, size)
-        torch_pred = load_predictor(model_dir, backend="torch", precision="auto")
-        onnx_path = export_model_dir(model_dir, settings.work / "onnx" / f"{model_dir.name}.onnx").path
-        onnx_pred = load_predictor(onnx_path, backend="onnx")
-        model, card = load_model(model_dir)
-        base = EagerFp32(model, card.preprocess.mean, card.preprocess.std)
-        log(f"infer {backbone}@{size}: model {model_dir}, torch precision {torch_pred.precision}")
-
-        def base_probs(x: np.ndarray, base: EagerFp32 = base) -> np.ndarray:
-            return base(x)
-
-        sides: dict[str, Callable[[np.ndarray], Any]] = {
-            "eager fp32": base_probs,
-            f"torch {torch_pred.precision}": torch_pred.predict_arrays,
-            "onnx": onnx_pred.predict_arrays,
-        }
-        compiled = load_predictor(model_dir, backend="torch", precision="auto", compile=True)
-        sides[f"torch {compiled.precision} compiled"] = compiled.predict_arrays
-        rates: dict[str, float] = {}
-        lat: dict[str, float] = {}
-        cpu: dict[str, dict] = {}
-        for name, fn in sides.items():
+    commands = {
+        b: [
+            *leukoscope_cmd(),
+            "predict",
+            str(model),
+            str(images),
+            "--out",
+            str(runs / f"{b}.csv"),
+            "--backend",
+            b,
+        ]
+        for b in BACKENDS
+    }
+    commands["baseline"] = [
+        sys.executable, str(REPO / "benchmarks" / "baseline_predict.py"), str(model), str(images),
+        str(runs / "baseline.csv"),
+    ]  # fmt: skip
+    seconds: dict[str, list[float]] = {k: [] for k in commands}
+    shares: dict[str, list[dict[str, Any]]] = {k: [] for k in commands}
+    rss: dict[str, float] = {}
+    for r in range(rounds):
+        order = list(commands)
+        if r % 2:  # later rounds: the fastest backend so far and the baseline, in the other order
+            fastest_yet = min(BACKENDS, key=lambda b: statistics.median(seconds[b]))
+            order = ["baseline", fastest_yet]
+        for name in order:
             with CpuShare() as share:
-                rates[name] = throughput(fn, images, batch, min_seconds)
-                lat[name] = latency_ms(fn, images, n_latency)
-            cpu[name] = share.result
-            log(f"  {name}: {rates[name]:.1f} img/s at batch {batch}, {lat[name]:.1f} ms at batch 1")
-
-        # label agreement with the fp32 baseline on every image
-        base_logits = torch.cat([base.logits(images[i : i + batch]) for i in range(0, len(images), batch)])
-        base_p = logits_to_probs(base_logits, card).numpy()
-        base_labels = predicted_labels(base_p, card)
-        pos = card.positive_index
-        margin = float(np.median(np.abs(base_p[:, pos] - card.threshold)))
-        for name in sides:
-            if name == "eager fp32":
-                continue
-            fn = sides[name]
-            p = np.concatenate([fn(images[i : i + batch]) for i in range(0, len(images), batch)])
-            labels = predicted_labels(p, card)
-            same = np.array([a == b for a, b in zip(labels, base_labels, strict=True)])
-            agree = float(same.mean())
-            max_dp = float(np.max(np.abs(p[:, pos] - base_p[:, pos])))
-            flip_margin = float(np.max(np.abs(base_p[~same, pos] - card.threshold))) if (~same).any() else 0.0
-            both = merge_cpu(cpu[name], cpu["eager fp32"])
-            r = rates[name] / rates["eager fp32"]
-            note = ""
-            if name.startswith("torch") and r < 4:
-                x = images[:batch]
-                prof_ls = profiling.profile_calls(lambda fn=fn, x=x: fn(x), 2)
-                prof_base = profiling.profile_calls(lambda x=x, base=base: base(x), 2)
-                note = (
-                    f"below 4x; self-CPU profile of {name}: {profiling.summary(prof_ls, 4, ops=3)}; "
-                    f"eager fp32: {profiling.summary(prof_base, 4, ops=3)}. bf16 shrinks the convolutions; "
-                    "what remains is unfused activation / batch-norm / copy work"
-                )
-                extra.setdefault("profiles", {})[f"{backbone} {name}"] = {
-                    "leukoscope": prof_ls,
-                    "fp32": prof_base,
-                }
+                res = run_measured(commands[name], env=env, log_path=runs / f"{name}.log", timeout=1800)
+            if res["rc"] != 0:
+                tail = (runs / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} predict failed (rc {res['rc']}):\n{tail}")
+            seconds[name].append(res["seconds"])
+            shares[name].append(share.result)
+            rss[name] = max(rss.get(name, 0.0), res["max_rss_gib"] or 0.0)
+        log(f"infer round {r + 1}: " + ", ".join(f"{k} {seconds[k][-1]:.1f} s" for k in order))
+    med = {k: statistics.median(v) for k, v in seconds.items()}
+    base_labels = read_labels(runs / "baseline.csv", "label")
+    base_p = read_column(runs / "baseline.csv", "p_positive")
+    card = _card(model)
+    agreement, max_dp, split_agreement = {}, {}, {}
+    split = float(np.median(list(base_p.values())))  # a threshold that splits the plain script's labels 50/50
+    for b in BACKENDS:
+        labels = read_labels(runs / f"{b}.csv", "predicted")
+        same = sum(labels.get(k) == v for k, v in base_labels.items())
+        agreement[b] = 100.0 * same / len(base_labels)
+        p = read_column(runs / f"{b}.csv", f"p_{card.positive_class}")
+        max_dp[b] = max(abs(p[k] - base_p[k]) for k in base_p)
+        split_agreement[b] = 100.0 * float(
+            np.mean([(p[k] >= split) == (v >= split) for k, v in base_p.items()])
+        )
+    fastest = min(BACKENDS, key=lambda b: med[b])
+    positives = float(np.mean([v == card.positive_class for v in base_labels.values()]))
+    margin = float(np.median([abs(v - card.threshold) for v in base_p.values()]))
+    figures: list[Figure] = []
+    ratio = med["baseline"] / med[fastest]
+    export_s = exported["seconds"]
+    figures.append(
+        Figure(
+            "infer",
+            f"leukoscope predict, {n:,} images whole process, fastest backend ({fastest})",
+            n / med[fastest],
+            "images/s",
+            baseline=n / med["baseline"],
+            ratio=ratio,
+            target=f">= {SPEED_TARGET:.0f}x",
+            met=ratio >= SPEED_TARGET,
+            note=_speed_note(card, n, med, fastest, rss, export_s, rounds, ratio),
+            cpu=merge_cpu(*shares[fastest], *shares["baseline"]),
+        )
+    )
+    for b in BACKENDS:
+        if b != fastest:
             figures.append(
                 Figure(
                     "infer",
-                    f"{backbone} @{size} {name} batch {batch}",
-                    rates[name],
+                    f"leukoscope predict, {n:,} images whole process, {b}",
+                    n / med[b],
                     "images/s",
-                    baseline=rates["eager fp32"],
-                    ratio=r,
-                    target=">= 4x" if name.startswith("torch") else "",
-                    met=(r >= 4) if name.startswith("torch") else None,
-                    note="; ".join(n for n in (COMPILED_NOTE if "compiled" in name else "", note) if n),
-                    cpu=both,
+                    baseline=n / med["baseline"],
+                    ratio=med["baseline"] / med[b],
+                    note=f"{med[b]:.1f} s vs {med['baseline']:.1f} s (median of {rounds}); peak RSS "
+                    f"{rss[b]:.2f} GiB",
+                    cpu=merge_cpu(*shares[b], *shares["baseline"]),
                 )
             )
-            figures.append(
-                Figure(
-                    "infer",
-                    f"{backbone} @{size} {name} batch 1 latency",
-                    lat[name],
-                    "ms",
-                    baseline=lat["eager fp32"],
-                    ratio=lat["eager fp32"] / lat[name],
-                    note="ratio = baseline ms / leukoscope ms (higher is faster)",
-                    cpu=merge_cpu(cpu[name], cpu["eager fp32"]),
-                )
+    for b in BACKENDS:
+        figures.append(
+            Figure(
+                "infer",
+                f"label agreement, {b} vs the plain model.predict script",
+                agreement[b],
+                "%",
+                target=f">= {AGREEMENT_TARGET}%",
+                met=agreement[b] >= AGREEMENT_TARGET,
+                note=f"{len(base_labels):,} images, {round(len(base_labels) * (1 - agreement[b] / 100))} "
+                f"differ; max |dP| {max_dp[b]:.2e}; the plain script labels {100 * positives:.0f}% "
+                f"{card.positive_class}, median |P - threshold| {margin:.3f}; with the threshold at the "
+                f"plain script's median P ({split:.4f}, half the images on each side) "
+                f"{split_agreement[b]:.1f}% agree",
             )
-            figures.append(
-                Figure(
-                    "infer",
-                    f"{backbone} @{size} {name} label agreement with fp32",
-                    100 * agree,
-                    "%",
-                    target=">= 99.5%",
-                    met=agree >= 0.995,
-                    note=f"{len(images)} images, {int((~same).sum())} flipped"
-                    + (f" (all within {flip_margin:.4f} of the threshold in fp32)" if (~same).any() else "")
-                    + f"; max |dP| {max_dp:.4f}; median fp32 |P - threshold| {margin:.3f}",
-                )
-            )
-        if backbone == next(iter(MODELS)):
-            figures.append(end_to_end(settings, model_dir, torch_pred, size))
-        extra["models"][backbone] = {
-            "model_dir": str(model_dir),
-            "image_size": size,
-            "images": len(images),
-            "torch_precision": torch_pred.precision,
-            "rates": rates,
-            "latency_ms": lat,
-        }
+        )
+    figures += latency_figures(settings, model, card)
+    extra = {
+        "model": str(model),
+        "images": n,
+        "process_seconds": seconds,
+        "peak_rss_gib": rss,
+        "export_all_s": exported["seconds"],
+        "agreement": agreement,
+        "agreement_at_median_threshold": split_agreement,
+        "fastest": fastest,
+    }
     return figures, extra
 
 
-def end_to_end(settings: Settings, model_dir: Path, predictor: Any, size: int) -> Figure:
-    """`leukoscope predict`'s path over BMP files (`predict_paths`: decode workers + bf16 model) vs the
-    tutorial loop over the same files, both including decode and preprocessing."""
-    from leukoscope.infer.predict import predict_paths
-    from leukoscope.models.card import load_model
+def _card(model: Path) -> Any:
+    import json
 
-    paths = bdata.image_paths(bdata.train_set(settings))[: settings.pick(320, 32)]
-    model, card = load_model(model_dir)
-    with CpuShare() as base_share:
-        base_rate = baseline_predict_files(model, paths, size, card.preprocess.mean, card.preprocess.std)
-    with CpuShare() as ls_share:
-        t0 = time.perf_counter()
-        results = predict_paths(predictor, paths, batch_size=32)
-        ls_rate = len(paths) / (time.perf_counter() - t0)
-    assert all(not r.error for r in results)
-    log(f"  end to end over {len(paths)} files: leukoscope {ls_rate:.1f}/s, baseline {base_rate:.1f}/s")
-    return Figure(
-        "infer",
-        f"end to end: {len(paths)} BMP files -> predictions ({card.backbone} @{size})",
-        ls_rate,
-        "images/s",
-        baseline=base_rate,
-        ratio=ls_rate / base_rate,
-        note="leukoscope predict's predict_paths (decode workers = cores - 1, batch 32, torch "
-        f"{predictor.precision}); baseline: PIL decode + crop + pad/resize + ToTensor + Normalize, "
-        "DataLoader with 2 workers, fp32 NCHW; both models warm, DataLoader start-up included on both sides",
-        cpu=merge_cpu(base_share.result, ls_share.result),
+    from leukoscope.models.card import ModelCard
+
+    return ModelCard.from_dict(json.loads((model / "model_card.json").read_text()))
+
+
+def _speed_note(
+    card: Any, n: int, med: dict[str, float], fastest: str, rss: dict[str, float], export_s: float | None,
+    rounds: int, ratio: float,
+) -> str:  # fmt: skip
+    size = card.preprocess.image_size
+    note = (
+        f"{card.backbone} @{size} (the CPU recipe's model from the workflow job); {med[fastest]:.1f} s vs "
+        f"{med['baseline']:.1f} s per process (median of {rounds}, alternated): start-up, imports, model "
+        f"load, read + crop of every 450 px BMP, inference, CSV; peak RSS {rss[fastest]:.2f} vs "
+        f"{rss['baseline']:.2f} GiB; the exports were made once beforehand (`leukoscope export --format "
+        f"all`: {export_s:.0f} s)"
     )
+    if ratio < SPEED_TARGET:
+        others = ", ".join(f"{b} {med[b]:.1f} s" for b in BACKENDS if b != fastest)
+        note += f". Below {SPEED_TARGET:.0f}x; other backends: {others}"
+    return note
+
+
+def latency_figures(settings: Settings, model: Path, card: Any) -> list[Figure]:
+    """Batch-1 latency of every backend vs plain `model.predict` on one image, in this process."""
+    import keras
+
+    import leukoscope.models.layers  # noqa: F401
+    from leukoscope.infer.predictor import load_predictor
+
+    reps, warm = settings.pick(30, 3), settings.pick(5, 1)
+    size = card.preprocess.image_size
+    image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+
+    def median_ms(fn: Any) -> tuple[float, dict[str, Any]]:
+        for _ in range(warm):
+            fn()
+        with CpuShare() as share:
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+        return 1000 * statistics.median(times), share.result
+
+    plain = keras.saving.load_model(str(model / "model.keras"), compile=False)
+    x = image.astype("float32")
+    base_ms, base_cpu = median_ms(lambda: plain.predict(x, verbose=0))
+    figures = []
+    for b in BACKENDS:
+        predictor = load_predictor(model, backend=b)
+        ms, share = median_ms(lambda p=predictor: p.predict_arrays(image))
+        figures.append(
+            Figure(
+                "infer",
+                f"batch-1 latency, {b} ({card.backbone} @{size})",
+                ms,
+                "ms",
+                baseline=base_ms,
+                ratio=base_ms / ms,
+                note=f"ratio = baseline ms / {b} ms (higher is faster); baseline: model.predict on one "
+                f"image; median of {reps} calls after {warm} warm-up, one preprocessed image",
+                cpu=merge_cpu(share, base_cpu),
+            )
+        )
+    return figures

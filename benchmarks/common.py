@@ -35,19 +35,12 @@ class Settings:
     """Sizes for one run of the suite; `tiny` proves every benchmark works in seconds (tests)."""
 
     tiny: bool = False
-    scale: float = 1.0  # fraction of C-NMC's 10,661 training images for the data-pipeline benchmark
     work: Path = WORK
     command: str = ""
+    dry_run: bool = False  # gpu: the GPU script's code paths on the CPU, tiny sizes
 
     def pick(self, full: Any, tiny: Any) -> Any:
         return tiny if self.tiny else full
-
-    def models(self, models: dict[str, int]) -> dict[str, int]:
-        """Backbone -> image size; a tiny run takes the first backbone only, at 64 px."""
-        if not self.tiny:
-            return dict(models)
-        first = next(iter(models))
-        return {first: 64}
 
 
 @dataclass
@@ -70,37 +63,56 @@ class Figure:
         return asdict(self)
 
 
-def machine_info() -> dict[str, Any]:
-    import torch
+def _version(*dists: str) -> str | None:
+    from importlib import metadata
 
+    for dist in dists:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def gpu_names() -> list[str]:
+    """NVIDIA GPUs by name (nvidia-smi), without importing TensorFlow into the benchmark's own process."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [m.group(1).strip() for m in re.finditer(r"^GPU \d+: ([^(]+)", out.stdout, re.M)]
+
+
+def machine_info() -> dict[str, Any]:
     model = platform.processor() or platform.machine()
+    flags = ""
     with contextlib.suppress(OSError):
         text = Path("/proc/cpuinfo").read_text()
         match = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
         if match:
             model = match.group(1).strip()
-    flags = ""
-    with contextlib.suppress(OSError):
-        match = re.search(r"^flags\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        match = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
         flags = match.group(1) if match else ""
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags.split()]
     mem_gib = None
     with contextlib.suppress(OSError, ValueError, AttributeError):
         kb = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)  # type: ignore[union-attr]
         mem_gib = round(int(kb) / 2**20, 1)
-    gpu = None
-    if torch.cuda.is_available():
-        gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
     return {
         "cpu": model,
         "cores": os.cpu_count(),
         "isa": isa,
         "memory_gib": mem_gib,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
+        "tensorflow": _version("tensorflow", "tensorflow-cpu"),
+        "keras": _version("keras"),
         "python": platform.python_version(),
         "os": platform.platform(),
-        "gpu": gpu or "none",
+        "gpu": ", ".join(gpu_names()) or "none",
     }
 
 
@@ -236,7 +248,7 @@ def write_result(
         "date": now_iso(),
         "machine": machine_info(),
         "tiny": settings.tiny,
-        "scale": settings.scale,
+        "dry_run": settings.dry_run,
         "figures": [f.to_dict() for f in figures],
         **extra,
     }
@@ -266,7 +278,7 @@ def _cell(text: str) -> str:
 def render_table(docs: list[dict[str, Any]]) -> str:
     """Markdown for all results: one section per benchmark, with its command, machine and date."""
     lines: list[str] = []
-    order = ["train", "infer", "ceiling", "data", "scale"]
+    order = ["input", "train", "infer", "workflow", "gpu"]
     docs = sorted(docs, key=lambda d: order.index(d["benchmark"]) if d["benchmark"] in order else 99)
     for doc in docs:
         m = doc.get("machine", {})
@@ -275,8 +287,10 @@ def render_table(docs: list[dict[str, Any]]) -> str:
         lines.append(
             f"`{doc.get('command', '')}` — {doc.get('date', '')} — {m.get('cpu', '?')}, "
             f"{m.get('cores', '?')} cores ({', '.join(m.get('isa', []))}), {m.get('memory_gib', '?')} GiB, "
-            f"torch {m.get('torch', '?')}, GPU: {m.get('gpu', 'none')}"
+            f"TensorFlow {m.get('tensorflow', '?')}, Keras {m.get('keras', '?')}, GPU: {m.get('gpu', 'none')}"
+            + (f", {doc['seconds']:.0f} s" if isinstance(doc.get("seconds"), int | float) else "")
             + (" — **tiny run (sizes for tests only)**" if doc.get("tiny") else "")
+            + (" — **dry run on the CPU (code paths only)**" if doc.get("dry_run") else "")
         )
         lines.append("")
         lines.append("| figure | value | baseline | ratio | target | met | CPU shared | note |")

@@ -1,15 +1,19 @@
 """Run a command in a subprocess and measure its peak memory and the time it took.
 
 RSS splits into anonymous memory (heap, tensors: what a run really needs) and file-backed pages (the
-memmap cache, shared libraries: clean pages the kernel drops and re-reads under memory pressure); both
-peaks are sampled from /proc/<pid>/status.
+memory-mapped shards, shared libraries: clean pages the kernel drops and re-reads under memory
+pressure); both peaks are sampled from /proc/<pid>/status.
 
 Peak RSS is the largest VmHWM (the resident high-water mark of a process's own address space, file-backed
-memmap pages included) sampled over the tree. Not `ru_maxrss`: Linux carries the parent's high-water mark
-through fork + exec, so a child of a large benchmark process would report the parent's peak
-(`ru_maxrss_gib` is kept beside it for reference). The tree's total is sampled from
-/proc/<pid>/smaps_rollup as PSS, which splits pages shared between processes (DataLoader workers, DDP
-ranks, one memmap) instead of counting them twice.
+memmap pages included) sampled over the tree: a counter the kernel keeps, cheap to read. Not
+`ru_maxrss`: Linux carries the parent's high-water mark through fork + exec, so a child of a large
+benchmark process would report the parent's peak (`ru_maxrss_gib` is kept beside it for reference).
+
+With `pss=True` the tree's total is also sampled from /proc/<pid>/smaps_rollup as PSS, which splits
+pages shared between processes instead of counting them twice. It is off by default: reading
+smaps_rollup walks the process's page tables under its memory-map lock (3.3 ms per read of a 4 GiB
+process here, 25x a status read); four times a second beside a DenseNet201 job (7 GB resident) the
+sampler thread used ~30% of a core on average, in the measured job's way.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def _pss_kib(pid: int) -> int:
 
 def _status_kib(pid: int, field: str = "VmRSS") -> int:
     """A memory line of /proc/<pid>/status: VmRSS = RssAnon (heap, tensors) + RssFile (mapped files,
-    e.g. the memmap cache: clean pages the kernel can drop and re-read) + RssShmem."""
+    e.g. memory-mapped shards: clean pages the kernel can drop and re-read) + RssShmem."""
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(f"{field}:"):
@@ -51,6 +55,7 @@ def run_measured(
     timeout: float = 3600,
     log_path: Path | None = None,
     interval: float = 0.25,
+    pss: bool = False,
 ) -> dict[str, Any]:
     """Run `cmd`; return rc, seconds, peak RSS of its largest process and peak PSS of its whole tree."""
     out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -63,7 +68,8 @@ def run_measured(
     def sample() -> None:
         while not stop.is_set():
             pids = [proc.pid, *_descendants(proc.pid)]
-            peak["tree_pss_kib"] = max(peak["tree_pss_kib"], sum(_pss_kib(p) for p in pids))
+            if pss:
+                peak["tree_pss_kib"] = max(peak["tree_pss_kib"], sum(_pss_kib(p) for p in pids))
             peak["tree_rss_kib"] = max(peak["tree_rss_kib"], sum(_status_kib(p) for p in pids))
             peak["tree_anon_kib"] = max(peak["tree_anon_kib"], sum(_status_kib(p, "RssAnon") for p in pids))
             peak["main_anon_kib"] = max(peak["main_anon_kib"], _status_kib(proc.pid, "RssAnon"))
@@ -98,7 +104,7 @@ def run_measured(
         "seconds": time.perf_counter() - t0,
         "max_rss_gib": peak["hwm_kib"] / 2**20 if peak["hwm_kib"] else None,
         "ru_maxrss_gib": (rusage.ru_maxrss / 2**20) if rusage else None,
-        "tree_pss_gib": peak["tree_pss_kib"] / 2**20,
+        "tree_pss_gib": peak["tree_pss_kib"] / 2**20 if pss else None,
         "tree_rss_gib": peak["tree_rss_kib"] / 2**20,
         "anon_gib": peak["main_anon_kib"] / 2**20,  # sampled peak RssAnon of the main process
         "file_gib": peak["main_file_kib"] / 2**20,  # sampled peak RssFile (memmap pages etc.)

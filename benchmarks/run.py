@@ -1,11 +1,12 @@
 """`make bench`: run the benchmarks, write `results/<name>.json`, regenerate the README table from them.
 
-    .venv/bin/python benchmarks/run.py                      # everything (~30 min on a 2-core CPU)
-    .venv/bin/python benchmarks/run.py --only train,infer   # some
-    .venv/bin/python benchmarks/run.py --tiny --out /tmp/b  # seconds: proves every benchmark works
-    .venv/bin/python benchmarks/run.py --only data --scale 0.1   # 10% of C-NMC's 10,661 images
+    .venv/bin/python benchmarks/run.py                       # input, train, infer, workflow (~30 min)
+    .venv/bin/python benchmarks/run.py --only input,infer    # some of them
+    .venv/bin/python benchmarks/run.py --tiny --out /tmp/b   # seconds each: proves every benchmark works
+    benchmarks/gpu.sh [--dry-run]                            # = run.py --only gpu (a GPU machine)
 
-Synthetic C-NMC images are generated once into `benchmarks/work/` (git-ignored) and reused.
+Synthetic C-NMC images and the workflow's artifacts made from them are generated once into
+`benchmarks/work/` (git-ignored) and reused.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 if str(REPO / "src") not in sys.path:
     sys.path.insert(1, str(REPO / "src"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TIMM_HUB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks import common  # noqa: E402
 
-ORDER = ("train", "infer", "ceiling", "data", "scale")  # ceiling reads train/infer figures of this run
+ORDER = ("input", "train", "infer", "workflow")  # infer uses the model the train benchmark's CPU job made
+ALL = (*ORDER, "gpu")  # gpu: only when asked for (benchmarks/gpu.sh)
 
 
 def _module(name: str):  # type: ignore[no-untyped-def]
@@ -40,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(ORDER)}")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(ALL)}")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: proves each benchmark runs (tests)")
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 10,661 images (data)")
+    parser.add_argument("--dry-run", action="store_true", help="gpu: its code paths on the CPU, tiny sizes")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     parser.add_argument(
         "--work", type=Path, default=None, help="generated data and runs (default benchmarks/work)"
@@ -51,26 +52,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(ORDER)
-    unknown = [n for n in names if n not in ORDER]
+    unknown = [n for n in names if n not in ALL]
     if unknown:
-        print(f"error: unknown benchmark {unknown[0]!r}: choose from {', '.join(ORDER)}", file=sys.stderr)
+        print(f"error: unknown benchmark {unknown[0]!r}: choose from {', '.join(ALL)}", file=sys.stderr)
         return 2
-    if not 0 < args.scale <= 1:
-        print(f"error: --scale is {args.scale}: use a fraction in (0, 1]", file=sys.stderr)
+    if args.dry_run and names != ["gpu"]:
+        print(
+            "error: --dry-run is for the GPU benchmark: use it with --only gpu (benchmarks/gpu.sh)",
+            file=sys.stderr,
+        )
         return 2
-    out = args.out or common.RESULTS
-    default_out = args.out is None
-    work = args.work or (common.WORK / "tiny" if args.tiny else common.WORK)
-    readme = args.readme or (common.README if default_out else out / "README.md")
-    settings = common.Settings(tiny=args.tiny, scale=args.scale, work=work, command=common.command_line())
+    work = args.work or (common.WORK / ("tiny" if args.tiny else "dry-run" if args.dry_run else ""))
+    # a tiny or dry run never overwrites the real results: its default folder is under work/
+    out = args.out or (work / "results" if args.tiny or args.dry_run else common.RESULTS)
+    readme = args.readme or (common.README if out == common.RESULTS else out / "README.md")
+    settings = common.Settings(
+        tiny=args.tiny or args.dry_run, work=work, command=common.command_line(), dry_run=args.dry_run
+    )
+    if "gpu" in names and not args.dry_run and not common.gpu_names():
+        print("error: no GPU is visible (nvidia-smi -L): run benchmarks/gpu.sh on a GPU machine, "
+              "or add --dry-run to check it on the CPU", file=sys.stderr)  # fmt: skip
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
 
-    import torch
-
-    torch.set_num_threads(os.cpu_count() or 1)
     failed = []
-    for name in [n for n in ORDER if n in names]:
+    t_all = time.perf_counter()
+    for name in [n for n in ALL if n in names]:
         common.log(f"--- {name} ---")
         t0 = time.perf_counter()
         try:
@@ -79,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(name)
             continue
-        extra = {"seconds": round(time.perf_counter() - t0, 1), **extra}
+        extra = {**extra, "seconds": round(time.perf_counter() - t0, 1)}
         path = common.write_result(out, name, figures, settings, extra)
         common.log(f"{name}: {len(figures)} figures in {extra['seconds']:.0f} s -> {path}")
     common.update_readme(readme, out)
-    common.log(f"table -> {readme}")
+    common.log(f"table -> {readme}; {time.perf_counter() - t_all:.0f} s in all")
     if failed:
         print(f"error: benchmark(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

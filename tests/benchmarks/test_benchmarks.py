@@ -1,26 +1,34 @@
 """`make bench` machinery: every benchmark runs once at a tiny size, results and table are well formed.
 
-Speed targets are never asserted here (they are `make bench`'s job); this proves the benchmarks work.
+Speed targets are never asserted here (they are `make bench`'s job); this proves the benchmarks work and
+that their instruments measure what they say.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.bench_gpu import spread  # noqa: E402
+from benchmarks.bench_workflow import trace_tree  # noqa: E402
 from benchmarks.procs import run_measured  # noqa: E402
 from benchmarks.run import ORDER  # noqa: E402
 
 from benchmarks import common  # noqa: E402
+
+RUN = [sys.executable, str(REPO / "benchmarks" / "run.py")]
 
 
 def _figure(**kw: object) -> common.Figure:
@@ -39,7 +47,7 @@ def test_readme_section_is_rewritten_and_the_rest_kept(tmp_path: Path) -> None:
         note="a | b",
         cpu={"shared": True, "other_load_cores": 0.8},
     )
-    common.write_result(out, "train", [fig], settings, {})
+    common.write_result(out, "train", [fig], settings, {"seconds": 12.0})
     readme = tmp_path / "README.md"
     readme.write_text(f"# Bench\n\nintro\n\n{common.BEGIN}\nold table\n{common.END}\n\nfooter\n")
     common.update_readme(readme, out)
@@ -50,18 +58,19 @@ def test_readme_section_is_rewritten_and_the_rest_kept(tmp_path: Path) -> None:
     assert "10.0 images/s" in row and "4.00 images/s" in row and "2.50x" in row
     assert "yes (0.80 cores)" in row and "a \\| b" in row  # a pipe in a note must not break the table
     doc = json.loads((out / "train.json").read_text())
-    assert doc["command"] == settings.command and doc["machine"]["cores"] >= 1 and doc["machine"]["torch"]
-    assert doc["date"].endswith("Z")
+    assert doc["command"] == settings.command and doc["machine"]["cores"] >= 1
+    assert doc["machine"]["tensorflow"] and doc["machine"]["keras"]
+    assert doc["date"].endswith("Z") and "12 s" in text
 
 
 def test_readme_without_markers_gets_a_section(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    common.write_result(out, "data", [_figure(benchmark="data")], common.Settings(), {})
+    common.write_result(out, "input", [_figure(benchmark="input")], common.Settings(), {})
     readme = tmp_path / "README.md"
     readme.write_text("# Bench\n")
     common.update_readme(readme, out)
     text = readme.read_text()
-    assert text.index(common.BEGIN) < text.index("### data") < text.index(common.END)
+    assert text.index(common.BEGIN) < text.index("### input") < text.index(common.END)
 
 
 SPIN = "import time\nt = time.time()\nwhile time.time() - t < 1.5:\n    pass\n"
@@ -89,7 +98,7 @@ def test_cpu_share_sees_another_process() -> None:
 
 def test_peak_rss_of_a_subprocess(tmp_path: Path) -> None:
     code = "import numpy as np, time\na = np.ones(300 * 2**20 // 8)\ntime.sleep(0.6)\n"
-    res = run_measured([sys.executable, "-c", code], log_path=tmp_path / "log.txt", interval=0.05)
+    res = run_measured([sys.executable, "-c", code], log_path=tmp_path / "log.txt", interval=0.05, pss=True)
     assert res["rc"] == 0
     assert 0.28 < res["max_rss_gib"] < 1.5
     assert res["tree_pss_gib"] > 0.25
@@ -107,24 +116,149 @@ def test_peak_rss_is_the_childs_own_not_its_parents(tmp_path: Path) -> None:
     assert res["ru_maxrss_gib"] > 0.9  # the artefact the sampled high-water mark avoids
 
 
-@pytest.mark.slow
-def test_every_benchmark_runs_tiny(tmp_path: Path) -> None:
-    out, work = tmp_path / "results", tmp_path / "work"
-    cmd = [sys.executable, "benchmarks/run.py", "--tiny", "--out", str(out), "--work", str(work)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
+def test_snakemake_share_counts_only_time_without_a_job(tmp_path: Path) -> None:
+    """A stand-in `snakemake` that waits 0.6 s itself, runs one 1 s job, waits 0.6 s: ~1.2 s are its own."""
+    job = tmp_path / ".snakemake" / "scripts" / "tmpjob.py"  # where Snakemake puts a `script:` job
+    job.parent.mkdir(parents=True)
+    job.write_text("import time\ntime.sleep(1)\n")
+    fake = tmp_path / "snakemake"
+    fake.write_text(
+        f"#!{sys.executable}\nimport subprocess, sys, time\ntime.sleep(0.6)\n"
+        f"subprocess.run([sys.executable, {str(job)!r}], check=True)\ntime.sleep(0.6)\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    res = trace_tree([str(fake)], tmp_path, tmp_path / "log.txt", timeout=60)
+    assert res["rc"] == 0 and res["snakemake_processes"] == 1 and res["job_processes"] == 1
+    assert 0.8 < res["jobs_covered_s"] < 1.6, res
+    assert res["snakemake_own_s"] > 1.0 and res["before_first_job_s"] > 0.5 and res["after_last_job_s"] > 0.5
+    other = tmp_path / "not-snakemake"
+    other.write_text(f"#!{sys.executable}\nimport subprocess\nsubprocess.run(['sleep', '0.5'], check=True)\n")
+    other.chmod(other.stat().st_mode | stat.S_IEXEC)
+    idle = trace_tree([str(other)], tmp_path, tmp_path / "log2.txt", timeout=60)
+    assert idle["job_processes"] == 0 and idle["jobs_covered_s"] == 0.0  # children of other programs
+
+
+def test_ten_gpus_spread_the_longest_job_first() -> None:
+    assert spread([3.0, 1.0, 1.0, 1.0], 2) == 3.0
+    assert spread([2.0] * 10, 10) == 2.0
+    assert spread([2.0] * 10, 1) == 20.0
+    assert spread([5.0, 4.0, 3.0, 3.0, 3.0], 2) == 10.0  # greedy, as a scheduler admits jobs (best: 9)
+
+
+def test_bad_arguments_exit_2(tmp_path: Path) -> None:
+    out = ["--out", str(tmp_path / "r"), "--work", str(tmp_path / "w")]
+    unknown = subprocess.run([*RUN, "--only", "nonsense", *out], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "unknown benchmark 'nonsense'" in unknown.stderr
+    dry = subprocess.run([*RUN, "--only", "train", "--dry-run", *out], capture_output=True, text=True)
+    assert dry.returncode == 2 and "--only gpu" in dry.stderr
+    if not common.gpu_names():
+        gpu = subprocess.run([*RUN, "--only", "gpu", *out], capture_output=True, text=True)
+        assert gpu.returncode == 2 and "no GPU is visible" in gpu.stderr
+        assert "Traceback" not in gpu.stderr
+
+
+def _check_figures(doc: dict[str, Any]) -> None:
+    assert doc["tiny"] is True and doc["machine"]["cpu"] and doc["figures"], doc["benchmark"]
+    for fig in doc["figures"]:
+        value = fig["value"]
+        assert value is None or (math.isfinite(value) and value >= 0), fig
+        if fig["ratio"] is not None:
+            assert fig["ratio"] > 0 and fig["baseline"] is not None, fig
+        if fig["target"] and fig["value"] is not None:
+            assert fig["met"] in (True, False), fig
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bench")
+    out, work = root / "results", root / "work"
+    cmd = [*RUN, "--tiny", "--out", str(out), "--work", str(work)]
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    for name in ORDER:
-        doc = json.loads((out / f"{name}.json").read_text())
-        assert doc["tiny"] is True and doc["machine"]["cpu"] and doc["figures"], name
-        for fig in doc["figures"]:
-            value = fig["value"]
-            assert value is None or (math.isfinite(value) and value >= 0), fig
-            if fig["ratio"] is not None:
-                assert fig["ratio"] > 0 and fig["baseline"] is not None, fig
-            if fig["target"] and fig["value"] is not None:
-                assert fig["met"] in (True, False), fig
-    readme = (out / "README.md").read_text()
+    return out
+
+
+def _figures(out: Path, name: str) -> dict[str, dict[str, Any]]:
+    doc = json.loads((out / f"{name}.json").read_text())
+    _check_figures(doc)
+    return {f["name"]: f for f in doc["figures"]}
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_tiny(tiny_run: Path) -> None:
+    readme = (tiny_run / "README.md").read_text()
     for name in ORDER:
         assert f"### {name}" in readme
-    train = json.loads((out / "train.json").read_text())["figures"]
-    assert any("data wait" in f["name"] for f in train)
+        _figures(tiny_run, name)
+    assert "### gpu" not in readme  # only asked for on a GPU machine (gpu.sh)
+
+
+@pytest.mark.slow
+def test_input_compares_the_same_images_with_each_baseline(tiny_run: Path) -> None:
+    figs = _figures(tiny_run, "input")
+    idg = figs["leukoscope tf.data vs ImageDataGenerator.flow_from_directory"]
+    assert idg["target"] == ">= 10x" and idg["baseline"] > 0
+    assert math.isclose(idg["ratio"], idg["value"] / idg["baseline"], rel_tol=1e-9)
+    assert figs["ceiling: raw memory-map read of the same rows"]["value"] > 0
+    assert any("image_dataset_from_directory" in name for name in figs)
+
+
+@pytest.mark.slow
+def test_train_splits_the_step_and_reads_the_jobs_memory(tiny_run: Path) -> None:
+    doc = json.loads((tiny_run / "train.json").read_text())
+    figs = {f["name"]: f for f in doc["figures"]}
+    wait = next(f for n, f in figs.items() if "data wait" in n)
+    loop = next(f for n, f in figs.items() if "loop overhead" in n)
+    rss = next(f for n, f in figs.items() if "peak RSS" in n and "CPU recipe" in n)
+    assert wait["target"] == "< 5%" and loop["target"] == "<= 5%" and rss["target"] == "< 4 GiB"
+    assert 0.3 < rss["value"] < 16  # a TensorFlow process's VmHWM, in GiB
+    job = doc["runs"]["simplecnn"]["job"]
+    assert {"model.keras", "model_card.json", "history.csv"} <= set(job["model_files"])
+    assert len(job["epochs"]) == 2 and all(e["steps"] == 2 for e in job["epochs"])
+    assert len(job["extras"]["bare_step_s"]) == 2
+    for epoch in job["epochs"]:  # the train function is timed inside every step, and takes part of it
+        assert len(epoch["function_s"]) == epoch["steps"]
+        assert all(0 < f <= s for f, s in zip(epoch["function_s"], epoch["step_s"], strict=True))
+    base = doc["runs"]["simplecnn"]["baseline"]
+    assert base["train_files"] == 32 and len(base["epochs"]) == 2
+
+
+@pytest.mark.slow
+def test_infer_compares_every_backend_with_the_plain_script(tiny_run: Path) -> None:
+    doc = json.loads((tiny_run / "infer.json").read_text())
+    figs = {f["name"]: f for f in doc["figures"]}
+    fastest = next(f for n, f in figs.items() if "fastest backend" in n)
+    assert fastest["target"] == ">= 2x" and fastest["baseline"] > 0
+    for backend in ("keras", "onnx", "tflite"):
+        assert f"label agreement, {backend} vs the plain model.predict script" in figs
+        assert any(n.startswith(f"batch-1 latency, {backend}") for n in figs)
+    assert doc["images"] == 24 and set(doc["process_seconds"]) == {"keras", "onnx", "tflite", "baseline"}
+
+
+@pytest.mark.slow
+def test_workflow_share_and_noop_rerun(tiny_run: Path) -> None:
+    doc = json.loads((tiny_run / "workflow.json").read_text())
+    share = doc["figures"][0]
+    assert share["name"].startswith("Snakemake's own share") and share["target"] == "< 5%"
+    first, rerun = doc["first"], doc["rerun"]
+    assert first["job_processes"] >= 2 and first["snakemake_processes"] >= 1
+    assert 0 < first["snakemake_own_s"] <= first["wall_s"]
+    assert rerun["job_processes"] < first["job_processes"]  # nothing to redo
+
+
+@pytest.mark.slow
+def test_gpu_script_dry_run(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    cmd = [str(REPO / "benchmarks" / "gpu.sh"), "--dry-run", "--out", str(out), "--work", str(tmp_path / "w")]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    doc = json.loads((out / "gpu.json").read_text())
+    assert doc["dry_run"] is True
+    names = [f["name"] for f in doc["figures"]]
+    assert any("mixed_bfloat16 XLA on" in n for n in names), names
+    assert any("input pipeline alone" in n for n in names) and any("data wait" in n for n in names)
+    one = next(f for f in doc["figures"] if f["name"].startswith("Table 2 grid on one GPU"))
+    ten = next(f for f in doc["figures"] if f["name"].startswith("Table 2 grid on ten GPUs"))
+    assert one["value"] > 0 and math.isclose(ten["ratio"], one["value"] / ten["value"], rel_tol=1e-9)
+    assert "DRY RUN" in one["note"] and "dry run on the CPU" in (out / "README.md").read_text()
