@@ -33,12 +33,16 @@ slurm:
 	@scripts/slurm-local.sh install 2>/dev/null \
 		|| echo "note: could not install Debian's SLURM packages; the SLURM tests will be skipped"
 
+# two workers, one test file each at a time: the long workflow runs (SLURM, kill -9, the whole chain)
+# spend much of their time waiting on subprocesses, so they overlap with the rest
 test: install browser slurm
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks workflow scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks workflow scripts
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules/*.smk
+	$(VENV)/bin/snakemake --lint
 
 bench: install
 	$(PY) benchmarks/run.py
