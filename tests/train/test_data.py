@@ -13,7 +13,7 @@ from leukoscope.errors import ConfigError, DataError
 from leukoscope.preprocess import compute_mean_std
 from leukoscope.train.balance import oversample_indices, oversample_targets
 from leukoscope.train.data import fit_inputs_from_config, prepare_data
-from leukoscope.train.fit import class_counts_param, class_weights
+from leukoscope.train.inputs import class_counts_param, class_weights
 
 from .conftest import write_cnmc
 

@@ -19,8 +19,8 @@ import pandas as pd
 
 from leukoscope.config import PreprocessConfig
 from leukoscope.errors import DataError
-from leukoscope.train.fit import FitInputs
 from leukoscope.train.input import ImageSource
+from leukoscope.train.inputs import FitInputs
 
 
 def fingerprint(paths: Sequence[str | Path]) -> str:

@@ -138,8 +138,8 @@ def prepare_data(cfg: RunConfig) -> TrainingData:
 def fit_inputs_from_config(cfg: RunConfig) -> tuple[Any, TrainingData]:
     """(FitInputs, TrainingData): the training rows (oversampled when asked), validation, statistics."""
     from leukoscope.train.balance import oversample_indices
-    from leukoscope.train.fit import FitInputs
     from leukoscope.train.input import ImageSource
+    from leukoscope.train.inputs import FitInputs
 
     data = prepare_data(cfg)
     y = data.frame["y"].to_numpy(np.int64)

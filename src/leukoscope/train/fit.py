@@ -19,41 +19,20 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from leukoscope._io import atomic_path, write_json, write_text
 from leukoscope.config import PreprocessConfig, RunConfig
 from leukoscope.errors import ConfigError
-from leukoscope.train.input import ImageSource
+from leukoscope.train.inputs import HISTORY, FitInputs
 
 log = logging.getLogger(__name__)
-NEEDS_CLASS_COUNTS = ("weighted_bce", "balanced_bce")
-HISTORY = "history.csv"
 RUN_FILES = ("model.keras", "model_card.json", "metrics.json", HISTORY, "curves.png", "splits.csv")
 # settings that change how fast or where a run goes, not what it computes: not part of the resume key
 RUNTIME_KEYS = ("out", "train.progress", "train.state_dir", "data.num_workers", "data.cache_dir")
-
-
-@dataclass
-class FitInputs:
-    """Everything a training job reads: images with labels, classes, and the resolved preprocessing."""
-
-    train: ImageSource
-    val: ImageSource
-    class_names: list[str]
-    preprocess: PreprocessConfig  # mean/std resolved from the training set
-    positive_class: str | None = None
-    fingerprint: str = ""  # identity of the input data (files, sizes, times): part of the resume key
-    data_summary: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def binary(self) -> bool:
-        return len(self.class_names) == 2
 
 
 def fit(cfg: RunConfig, resume: str | Path | None = None, overwrite: bool = False) -> Path:
@@ -226,17 +205,3 @@ def _copy_logs(source: Path, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target)
-
-
-def class_counts_param(cfg: RunConfig, counts: list[int]) -> dict[str, Any]:
-    """The loss parameters, with the training set's class counts for the class-weighted losses."""
-    params = dict(cfg.loss.params)
-    if cfg.loss.name in NEEDS_CLASS_COUNTS and "class_counts" not in params:
-        params["class_counts"] = list(counts)
-    return params
-
-
-def class_weights(counts: list[int]) -> dict[int, float]:
-    """Keras class_weight for train.balance=class_weight: W_i = N / (c n_i), like weighted_bce."""
-    n = np.asarray(counts, dtype=np.float64)
-    return {i: float(n.sum() / (len(n) * v)) for i, v in enumerate(n) if v > 0}

@@ -23,7 +23,7 @@ from leukoscope.train.callbacks import (
     TrainState,
     WeightedF1,
 )
-from leukoscope.train.fit import HISTORY, FitInputs, class_counts_param, class_weights
+from leukoscope.train.inputs import HISTORY, FitInputs, class_counts_param, class_weights
 
 log = logging.getLogger("leukoscope.train")
 
