@@ -1,8 +1,10 @@
-"""Atomic file writes: an interrupted run never leaves a half-written checkpoint, report or table."""
+"""Atomic file writes (an interrupted run never leaves a half-written checkpoint, report or table) and
+process locks (a killed holder never leaves a stale one)."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -60,3 +62,20 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def try_lock(path: str | Path) -> IO[str] | None:
+    """An open handle holding an exclusive `flock` on `path`, or None while another process holds it.
+
+    The lock lives as long as the handle: closing it, or the process dying however it dies (kill -9
+    included), releases it, so no stale lock is ever left to clean up.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115  (the caller holds it)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from leukoscope._io import atomic_path, write_json, write_text
+from leukoscope._io import atomic_path, try_lock, write_json, write_text
 from leukoscope.config import PreprocessConfig, RunConfig
 from leukoscope.errors import ConfigError
 from leukoscope.train.inputs import HISTORY, FitInputs
@@ -119,30 +119,23 @@ def exclusive(state_dir: Path) -> Iterator[None]:
 
     The kernel releases the lock however the holder dies (kill -9 included), so a stale lock never blocks.
     """
-    import fcntl
     import os
     import socket
 
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / ".lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise ConfigError(
-                f"this model is being trained right now by {holder}",
-                path=state_dir,
-                hint="wait for that job to finish (or cancel it), then run again",
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    lock = state_dir / ".lock"
+    handle = try_lock(lock)
+    if handle is None:
+        holder = lock.read_text(encoding="utf-8").strip() or "another process"
+        raise ConfigError(
+            f"this model is being trained right now by {holder}",
+            path=state_dir,
+            hint="wait for that job to finish (or cancel it), then run again",
+        )
+    with handle:
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        yield
 
 
 def finish(job: Any, history: pd.DataFrame, state: Any, out: Path) -> None:

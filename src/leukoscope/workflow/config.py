@@ -306,70 +306,13 @@ class WorkflowConfig:
         return dict(self.losses.get(loss, {}))
 
 
-def run_config(
-    cfg: WorkflowConfig,
-    backbone: str,
-    loss: str,
-    *,
-    out: str | Path,
-    state_dir: str | Path,
-    preprocess: PreprocessConfig | None = None,
-    progress: bool = False,
-) -> RunConfig:
-    """The RunConfig of one training job: the one place config.yaml's keys meet the library's."""
-    t, p = cfg.train, cfg.preprocess
-    pre = preprocess or PreprocessConfig()
-    pre = dataclasses.replace(
-        pre,
-        crop=p.crop,
-        image_size=t.image_size,
-        black_threshold=p.black_threshold,
-        center_fraction=p.center_fraction,
-        clahe=p.clahe,
-        clahe_clip=p.clahe_clip,
-        clahe_grid=p.clahe_grid,
-        normalize=p.normalize,
-    )
-    return RunConfig(
-        data=DataConfig(
-            classes=cfg.dataset.classes,
-            positive_class=cfg.dataset.positive_class,
-            val_fold=cfg.val_fold,
-            val_fraction=cfg.val_fraction,
-            limit_per_class=cfg.dataset.limit_per_class,
-        ),
-        preprocess=pre,
-        augment=dataclasses.replace(t.augment),
-        model=ModelConfig(backbone=backbone, weights=t.weights, head_hidden=t.head_hidden, dropout=t.dropout),
-        loss=_loss_config(cfg, loss),
-        optim=dataclasses.replace(cfg.optim),
-        train=dataclasses.replace(
-            TrainConfig(),
-            epochs=t.epochs,
-            batch_size=t.batch_size,
-            precision=t.precision,
-            seed=t.seed,
-            deterministic=t.deterministic,
-            patience=t.patience,
-            jit_compile=t.jit_compile,
-            run_eagerly=t.run_eagerly,
-            max_steps_per_epoch=t.max_steps_per_epoch,
-            devices=t.devices,
-            state_dir=str(state_dir),
-            progress=progress,
-        ),
-        out=str(out),
-    )
+def _same_keys(workflow: str, run: str, section: type) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{workflow}.{f.name}", f"{run}.{f.name}") for f in dataclasses.fields(section))
 
 
-def _loss_config(cfg: WorkflowConfig, loss: str) -> Any:
-    from leukoscope.config import LossConfig
-
-    return LossConfig(name=loss, params=cfg.loss_params(loss))
-
-
-# Workflow keys whose default is RunConfig's: (workflow path, RunConfig path). A test holds them equal.
-SHARED_DEFAULTS: tuple[tuple[str, str], ...] = (
+# (workflow key, RunConfig key): everything a training job takes from config.yaml. The one place the
+# two meet: `run_config` copies along it, and a test holds each pair's defaults equal.
+RUN_KEYS: tuple[tuple[str, str], ...] = (
     ("dataset.classes", "data.classes"),
     ("dataset.positive_class", "data.positive_class"),
     ("dataset.limit_per_class", "data.limit_per_class"),
@@ -406,11 +349,40 @@ SHARED_DEFAULTS: tuple[tuple[str, str], ...] = (
             "devices",
         )
     ),
-    *((f"train.augment.{k}", f"augment.{k}") for k in ("hflip", "vflip", "rotation", "clahe_p", "enabled")),
+    *_same_keys("train.augment", "augment", AugmentConfig),
+    *_same_keys("optim", "optim", OptimConfig),
+)
+# Workflow keys whose default is RunConfig's: RUN_KEYS, and the offline augmentation's, which starts
+# from the same defaults as the online one.
+SHARED_DEFAULTS: tuple[tuple[str, str], ...] = (
+    *RUN_KEYS,
     *((f"augment.{k}", f"augment.{k}") for k in ("hflip", "vflip", "rotation", "clahe_p")),
     ("augment.seed", "train.seed"),
-    *((f"optim.{k}", f"optim.{k}") for k in ("name", "lr", "betas", "weight_decay", "momentum", "scheduler")),
 )
+
+
+def run_config(
+    cfg: WorkflowConfig,
+    backbone: str,
+    loss: str,
+    *,
+    out: str | Path,
+    state_dir: str | Path,
+    preprocess: PreprocessConfig | None = None,
+    progress: bool = False,
+) -> RunConfig:
+    """The RunConfig of one training job: RunConfig's defaults, `preprocess` (the stats stage's mean/std)
+    and config.yaml's keys along RUN_KEYS."""
+    run = RunConfig(preprocess=preprocess or PreprocessConfig()).to_dict()
+    workflow = cfg.to_dict()
+    for workflow_key, run_key in RUN_KEYS:
+        *parents, leaf = run_key.split(".")
+        lookup(run, ".".join(parents))[leaf] = lookup(workflow, workflow_key)
+    run["model"]["backbone"] = backbone
+    run["loss"] = {"name": loss, "params": cfg.loss_params(loss)}
+    run["train"] |= {"state_dir": str(state_dir), "progress": progress}
+    run["out"] = str(out)
+    return RunConfig.from_dict(run)
 
 
 def lookup(data: dict[str, Any], dotted: str) -> Any:

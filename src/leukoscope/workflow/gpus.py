@@ -15,7 +15,6 @@ Snakemake `threads`, and `LEUKOSCOPE_THREADS` makes TensorFlow keep to it instea
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from leukoscope._io import try_lock
 from leukoscope.errors import ConfigError
 
 POOL_ENV = "LEUKOSCOPE_GPU_POOL"
@@ -81,15 +81,11 @@ def claim_gpu(lock_dir: str | Path, pool: list[str] | None = None, wait_s: float
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # CPU job: never touch a GPU another job holds
         return None
     lock_dir = Path(lock_dir)
-    lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_s
     while True:
         for gpu in ids:
-            handle = open(lock_dir / f"gpu{gpu}.lock", "a+", encoding="utf-8")  # noqa: SIM115 (held open)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
+            handle = try_lock(lock_dir / f"gpu{gpu}.lock")
+            if handle is None:
                 continue
             _HELD.append(handle)
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu

@@ -11,27 +11,24 @@ nothing is touched and Snakemake's own lock check refuses this run as usual.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 from pathlib import Path
+from typing import IO
+
+from leukoscope._io import try_lock
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "leukoscope-run.lock"
-_held: list[int] = []  # file descriptors kept open (and so locked) until the process exits
+_held: list[IO[str]] = []  # handles kept open (and so locked) until the process exits
 
 
 def release_stale_locks(workdir: str | Path = ".") -> list[Path]:
     """Hold this folder's run lock; remove Snakemake's stale lock files. The files removed."""
     meta = Path(workdir) / ".snakemake"
-    meta.mkdir(exist_ok=True)
-    fd = os.open(meta / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # another live run holds it: its locks are real
-        os.close(fd)
+    handle = try_lock(meta / LOCK_NAME)
+    if handle is None:  # another live run holds it: its locks are real
         return []
-    _held.append(fd)
+    _held.append(handle)
     removed = sorted((meta / "locks").glob("*.lock"))
     for path in removed:
         path.unlink(missing_ok=True)
