@@ -23,7 +23,7 @@ def main(smk: Any) -> None:
 
     import pandas as pd
 
-    from leukoscope.config import PreprocessConfig, RunConfig, _build
+    from leukoscope.config import RunConfig
     from leukoscope.train.artifacts import load_fit_inputs
     from leukoscope.train.fit import fit_inputs
 
@@ -42,7 +42,7 @@ def main(smk: Any) -> None:
         val_rows=val_rows,
         stats_path=smk.input.stats,
         samples_summary=summary,
-        preprocess=_build(PreprocessConfig, settings["preprocess"], "preprocess."),
+        preprocess=cfg.preprocess,
     )
     where = f"GPU {gpu}" if gpu is not None else f"CPU, {threads(smk)} threads"
     print(
