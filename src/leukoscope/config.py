@@ -17,7 +17,7 @@ import yaml
 
 from leukoscope.errors import ConfigError
 
-CropMode = Literal["cell", "center", "none"]
+CropMode = Literal["cell", "center", "none", "auto"]
 NormalizeMode = Literal["dataset", "backbone"]
 BalanceMode = Literal["none", "oversample", "class_weight"]
 Precision = Literal["auto", "bf16", "16", "32"]
@@ -29,7 +29,8 @@ Scheduler = Literal["none", "cosine", "plateau"]
 class PreprocessConfig:
     """Deterministic per-image steps; their output (uint8, size x size) is what the cache stores."""
 
-    crop: CropMode = "cell"  # cell: tight box of non-black pixels; center: centre-cell crop; none
+    crop: CropMode = "cell"  # cell: tight box of non-black pixels; center: centre-cell crop; none; auto: by
+    # the background (`leukoscope.data.background`), resolved before any image is preprocessed
     image_size: int = 224  # not in the paper: the ImageNet size of DenseNet201
     black_threshold: int = 15  # a pixel is background when max(R,G,B) <= this (C-NMC: cell on black)
     center_fraction: float = 0.7  # crop="center": side of the centred square, fraction of the shorter side
@@ -127,6 +128,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        loss = data.get("loss")
+        if isinstance(loss, dict) and isinstance(loss.get("params"), dict):
+            loss["params"] = yaml_on_key(loss["params"])
         return _build(cls, data, "")
 
     @classmethod
@@ -160,6 +164,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError("config must be a YAML mapping", path=path)
     return data
+
+
+def yaml_on_key(params: dict[Any, Any]) -> dict[Any, Any]:
+    """YAML 1.1 reads an unquoted `on:` key as the boolean True: the hinge losses' `on` parameter."""
+    return {("on" if k is True else k): v for k, v in params.items()}
 
 
 def _plain(obj: Any) -> Any:

@@ -11,7 +11,7 @@ import pytest
 from leukoscope.config import RunConfig
 from leukoscope.errors import ConfigError, DataError
 from leukoscope.preprocess import compute_mean_std
-from leukoscope.train.balance import oversample_indices, oversample_targets
+from leukoscope.preprocess.balance import oversample_indices, oversample_targets
 from leukoscope.train.data import fit_inputs_from_config, prepare_data
 from leukoscope.train.inputs import class_counts_param, class_weights
 

@@ -1,8 +1,11 @@
 # Shared by the other .smk files -- the checked config, the GPU pool, wildcard constraints, input functions.
+import sys
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from leukoscope.errors import LeukoScopeError
+from leukoscope.workflow.config import apply_aliases
 from leukoscope.workflow import gpus as GPU
 from leukoscope.workflow import plan as P
 from leukoscope.workflow import schema as S
@@ -16,7 +19,13 @@ MAIN = workflow.is_main_process
 
 
 def _checked_config():
-    """One line for a config that breaks the schema, then Snakemake's own validation (fills defaults)."""
+    """Renamed keys read (one notice each), one line for a config that breaks the schema, then
+    Snakemake's own validation (fills defaults) and the checks against the data."""
+    notices = []
+    apply_aliases(config, notices)
+    if MAIN:
+        for notice in notices:
+            print(notice, file=sys.stderr)
     try:
         S.check(config, source=", ".join(map(str, workflow.configfiles)) or "config")
     except LeukoScopeError as exc:
@@ -29,6 +38,10 @@ def _checked_config():
 
 
 CFG = _checked_config()
+# No dataset yet: a dry run still plans every job, then says where the data go (after the plan); a real
+# run stops in `onstart` (before_first_job), before any job.
+if MAIN and not LINTING and P.missing_data_note(CFG):
+    P.note_at_exit(P.missing_data_note(CFG))
 MODELS = P.models(CFG)
 SCOPES = CFG.scopes
 
@@ -91,7 +104,7 @@ def train_inputs(wildcards):
 
 
 def predict_inputs(wildcards):
-    model = P.model_dir(wildcards.scope, wildcards.backbone, wildcards.loss)
+    model = P.model_dir(wildcards.scope, wildcards.backbone, wildcards.loss, wildcards.seed)
     inputs = {"model": f"{model}/model.keras", "card": f"{model}/model_card.json"}
     for part in P.predict_parts(CFG):
         inputs[f"{part}_images"] = P.CROP.format(part=part)
@@ -99,17 +112,25 @@ def predict_inputs(wildcards):
     return inputs
 
 
+def seed_predictions(wildcards):
+    """The per-seed prediction tables of one backbone x loss (evaluate scores each seed too)."""
+    if not wildcards.model.startswith("models/"):
+        return []
+    _, backbone, loss = wildcards.model.split("/")
+    return P.seed_prediction_files(CFG, wildcards.scope, backbone, loss)
+
+
 def scope_evals(scope, split):
     return P.eval_files(CFG, scope, split)
 
 
 def member_files(scope):
-    """Validation scores and predictions of every model of a scope: what the ensemble chooses from."""
+    """Validation scores and per-seed predictions of every model of a scope: what the ensemble chooses
+    from and averages."""
     return {
         "val": {m: p for m, p in scope_evals(scope, "val").items() if m != "ensemble"},
         "predictions": {
-            f"{b}/{l}": P.PREDICTIONS.format(scope=scope, model=f"models/{b}/{l}")
-            for b, l in MODELS
+            f"{b}/{l}": P.seed_prediction_files(CFG, scope, b, l) for b, l in MODELS
         },
     }
 
@@ -118,41 +139,50 @@ def nested_files(tree):
     """Every path in a nested {name: path or {...}} mapping (the rule's inputs; params keep the names)."""
     if isinstance(tree, dict):
         return [path for value in tree.values() for path in nested_files(value)]
+    if isinstance(tree, list):
+        return [path for value in tree for path in nested_files(value)]
     return [tree]
 
 
 BACKBONES = list(dict.fromkeys(b for b, _ in MODELS))
 
 
-def official_scores():
-    """{split: {model: eval json}} of the official chain."""
+def paper_scores():
+    """{split: {model: eval json}} of the paper / heldout chain."""
     return {split: scope_evals("", split) for split in CFG.eval_splits}
+
+
+def model_predictions():
+    """{model: seed-averaged predictions} of the paper / heldout chain, and the ensemble's."""
+    return {
+        **{
+            f"{b}/{l}": P.PREDICTIONS.format(scope="", model=f"models/{b}/{l}")
+            for b, l in MODELS
+        },
+        "ensemble": P.PREDICTIONS.format(scope="", model="ensemble"),
+    }
 
 
 def figure_inputs():
     return {
-        "scores": official_scores(),
+        "scores": paper_scores(),
         "histories": {
-            f"{b}/{l}": P.model_file("history.csv", "", b, l) for b, l in MODELS
+            f"{b}/{l}": P.model_file("history.csv", "", b, l, CFG.grid.seeds[0])
+            for b, l in MODELS
         },
-        "predictions": {
-            **{
-                f"{b}/{l}": P.PREDICTIONS.format(scope="", model=f"models/{b}/{l}")
-                for b, l in MODELS
-            },
-            "ensemble": P.PREDICTIONS.format(scope="", model="ensemble"),
-        },
+        "predictions": model_predictions(),
     }
 
 
 def cv_scores():
-    """{fold: {model: validation eval json}} of every cv chain."""
-    return {P.fold_of(scope): scope_evals(scope, "val") for scope in SCOPES}
+    """{fold: {model: outer-fold (test) eval json}} of every cv chain."""
+    return {P.fold_of(scope): scope_evals(scope, "test") for scope in SCOPES}
 
 
-def check_names():
-    """Backbone and loss names need Keras (~5 s to import): checked once before the first job."""
+def before_first_job():
+    """Checks that need Keras (~5 s to import: backbone and loss names) or the data (when it was not
+    there at parse time), run once when a real run starts."""
     try:
-        CFG.check_names()
+        P.started(CFG)
     except LeukoScopeError as exc:
         raise WorkflowError(exc.one_line()) from None

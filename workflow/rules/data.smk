@@ -1,4 +1,9 @@
-# The sample sheet: every image once, with its split / fold and class; and the data check report.
+# The sample sheet: every image once, with its split / fold and class; the data check report; and the
+# resolved configuration (config.yaml + the user's files + defaults) for provenance.
+
+
+localrules:
+    resolved_config,
 
 
 rule samples:
@@ -15,5 +20,22 @@ rule samples:
     threads: min(4, workflow.cores)
     params:
         settings=P.samples_settings(CFG),
+        augment=P.augment_settings(CFG),
     script:
         "../scripts/samples.py"
+
+
+rule resolved_config:
+    """What this run was asked to do: every key after config.yaml, the user's files and the defaults."""
+    output:
+        P.RESOLVED_CONFIG,
+    log:
+        log_file("resolved_config"),
+    conda:
+        ENV
+    params:
+        config=P.canonical(CFG.to_dict()),
+        base=os.path.join(workflow.basedir, "config.yaml"),
+        files=[str(f) for f in workflow.configfiles],
+    script:
+        "../scripts/resolved_config.py"

@@ -1,7 +1,9 @@
-# Predict every split once per model, score the labelled ones, build the ensemble (chosen on validation).
+# Predict every split once per model and seed, average the seeds, score the labelled splits (with
+# subject-level bootstrap intervals), build the ensemble (chosen on validation), write the submission.
 
 
 localrules:
+    average_seeds,
     evaluate,
     ensemble,
     submission,
@@ -11,9 +13,9 @@ rule predict:
     input:
         unpack(predict_inputs),
     output:
-        predictions=P.PREDICTIONS.replace("{model}", "models/{backbone}/{loss}"),
+        predictions=P.SEED_PREDICTIONS,
     log:
-        log_file("{scope}predict/{backbone}/{loss}"),
+        log_file("{scope}predict/{backbone}/{loss}/seed_{seed}"),
     conda:
         ENV
     threads: TRAIN_THREADS
@@ -22,7 +24,6 @@ rule predict:
         mem_mb=CFG.train.mem_mb,
     params:
         parts=P.predict_parts(CFG),
-        protocol=CFG.protocol,
         fold=lambda wildcards: P.fold_of(wildcards.scope),
         batch_size=CFG.evaluate.batch_size,
         gpu_locks=P.GPU_LOCKS,
@@ -30,9 +31,26 @@ rule predict:
         "../scripts/predict.py"
 
 
+rule average_seeds:
+    """A backbone x loss's probabilities: the mean over its seeds (one seed: that seed's)."""
+    input:
+        seeds=lambda wildcards: P.seed_prediction_files(
+            CFG, wildcards.scope, wildcards.backbone, wildcards.loss
+        ),
+    output:
+        predictions=P.PREDICTIONS.replace("{model}", "models/{backbone}/{loss}"),
+    log:
+        log_file("{scope}average_seeds/{backbone}/{loss}"),
+    conda:
+        ENV
+    script:
+        "../scripts/average_seeds.py"
+
+
 rule evaluate:
     input:
         predictions=P.PREDICTIONS,
+        seeds=seed_predictions,
         summary=P.SAMPLES_SUMMARY,
     output:
         scores=expand(P.EVAL, split=CFG.eval_splits, allow_missing=True),
@@ -43,6 +61,9 @@ rule evaluate:
     params:
         splits=CFG.eval_splits,
         threshold=CFG.evaluate.threshold,
+        seeds=CFG.grid.seeds,
+        bootstrap=CFG.evaluate.bootstrap,
+        bootstrap_seed=CFG.evaluate.bootstrap_seed,
     script:
         "../scripts/evaluate.py"
 
@@ -62,7 +83,7 @@ rule ensemble:
     params:
         members=lambda wildcards: member_files(wildcards.scope),
         model_dirs=lambda wildcards: {
-            f"{b}/{l}": P.model_dir(wildcards.scope, b, l) for b, l in MODELS
+            f"{b}/{l}": P.seed_dirs(CFG, wildcards.scope, b, l) for b, l in MODELS
         },
         backbones=BACKBONES,
         losses=list(CFG.grid.losses),

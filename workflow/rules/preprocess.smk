@@ -4,6 +4,7 @@
 rule crop:
     input:
         sheet=P.SAMPLES,
+        summary=P.SAMPLES_SUMMARY,
     output:
         images=P.CROP,
         index=P.CROP_INDEX,
@@ -20,7 +21,7 @@ rule crop:
 
 rule augment:
     input:
-        **{k: v for k, v in crop_of(P.train_part(CFG)).items()},
+        **crop_of(P.train_part(CFG)),
         summary=P.SAMPLES_SUMMARY,
     output:
         shards=P.shards(CFG),
@@ -38,7 +39,7 @@ rule augment:
 
 rule stats:
     input:
-        **{k: v for k, v in crop_of(P.train_part(CFG)).items()},
+        **crop_of(P.train_part(CFG)),
         shards=P.shards(CFG),
         index=P.AUGMENT_INDEX,
     output:

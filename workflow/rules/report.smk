@@ -1,4 +1,4 @@
-# The paper's tables and figures (official protocol), or the cross-validation summary (cv protocol).
+# The paper's tables and figures (paper and heldout protocols), or the cross-validation summary (cv).
 
 
 localrules:
@@ -9,7 +9,8 @@ localrules:
 
 rule tables:
     input:
-        scores=nested_files(official_scores()),
+        scores=nested_files(paper_scores()),
+        predictions=nested_files(model_predictions()),
         summary=P.SAMPLES_SUMMARY,
         augmented=P.AUGMENT_INDEX.format(scope=""),
         choice=P.ENSEMBLE_CHOICE.format(scope=""),
@@ -29,10 +30,16 @@ rule tables:
     conda:
         ENV
     params:
-        scores=official_scores(),
+        scores=paper_scores(),
+        predictions={m: f for m, f in model_predictions().items() if m != "ensemble"},
+        split=CFG.scored_split,
         backbones=BACKBONES,
         losses=list(CFG.grid.losses),
+        loss_settings=P.canonical(CFG.losses),
         select=CFG.ensemble.select,
+        threshold=CFG.evaluate.threshold,
+        bootstrap=CFG.evaluate.bootstrap,
+        bootstrap_seed=CFG.evaluate.bootstrap_seed,
     script:
         "../scripts/tables.py"
 
@@ -59,6 +66,7 @@ rule figures:
         ENV
     params:
         files=figure_inputs(),
+        split=CFG.scored_split,
         backbones=BACKBONES,
         losses=list(CFG.grid.losses),
     script:

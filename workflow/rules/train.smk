@@ -1,4 +1,4 @@
-# One training job per backbone x loss (x fold): the model folder every command takes.
+# One training job per backbone x loss x seed (x fold): the model folder every command takes.
 
 
 rule train:
@@ -17,11 +17,12 @@ rule train:
             labels={
                 "backbone": "{backbone}",
                 "loss": "{loss}",
+                "seed": "{seed}",
                 "chain": "{scope}models",
             },
         ),
     log:
-        log_file("{scope}train/{backbone}/{loss}"),
+        log_file("{scope}train/{backbone}/{loss}/seed_{seed}"),
     conda:
         ENV
     threads: TRAIN_THREADS
@@ -30,7 +31,9 @@ rule train:
         mem_mb=CFG.train.mem_mb,
         runtime=CFG.train.runtime,
     params:
-        run=lambda wildcards: P.train_settings(CFG, wildcards.backbone, wildcards.loss),
+        run=lambda wildcards: P.train_settings(
+            CFG, wildcards.backbone, wildcards.loss, wildcards.seed
+        ),
         fold=lambda wildcards: P.fold_of(wildcards.scope),
         state_dir=P.STATE,
         gpu_locks=P.GPU_LOCKS,

@@ -1,4 +1,4 @@
-"""Rule `augment`: the training rows oversampled to the per-class targets, augmented, in shards."""
+"""Rule `augment`: the chain's training rows oversampled to the per-class targets, augmented, in shards."""
 
 import json
 from pathlib import Path
@@ -12,28 +12,20 @@ def main(smk: Any) -> None:
     import pandas as pd
 
     from leukoscope._io import atomic_path
-    from leukoscope.errors import DataError
-    from leukoscope.preprocess.artifacts import augment_set, augmentation_plan
+    from leukoscope.data.samples import scope_rows
+    from leukoscope.preprocess.artifacts import augment_set, augmentation_plan, readable_training_rows
     from leukoscope.preprocess.augment import RandomAugment
+    from leukoscope.preprocess.balance import resolve_target
 
     a = dict(smk.params.augment)
     summary = json.loads(Path(smk.input.summary).read_text(encoding="utf-8"))
     classes = summary["class_names"]
     index = pd.read_parquet(smk.input.crop_index)
-    train = index[index["ok"] & (index["y"] >= 0)]
-    fold = smk.params.fold
-    if fold is not None:  # cv: this fold's training rows are the pool's other folds
-        train = train[train["fold"] != fold]
-    present = np.bincount(train["y"].to_numpy(np.int64), minlength=len(classes))
-    if (present == 0).any():
-        missing = classes[int(np.flatnonzero(present == 0)[0])]
-        raise DataError(
-            f"class {missing!r} has no readable training images",
-            path=smk.input.crop_index,
-            hint="see results/samples/check.json for the unreadable files",
-        )
+    train = readable_training_rows(scope_rows(index, "train", smk.params.fold), classes, smk.input.crop_index)
+    counts = np.bincount(train["y"].to_numpy(np.int64), minlength=len(classes))
+    target, why = resolve_target(a["target"], classes, counts.tolist(), protocol=a["protocol"], total=a["total"])
     plan = augmentation_plan(
-        train["y"].to_numpy(np.int64), classes, a["target"], a["seed"], a["keep_originals"], a["enabled"]
+        train["y"].to_numpy(np.int64), classes, target, a["seed"], a["keep_originals"], a["enabled"]
     )
     plan["source"] = train["row"].to_numpy(np.int64)[plan["source"].to_numpy()]  # rows of the crop file
     plan["label"] = [classes[i] for i in plan["y"]]
@@ -47,7 +39,7 @@ def main(smk: Any) -> None:
     counts = out["label"].value_counts().to_dict()
     print(
         f"augment: {len(out)} samples {counts} ({int(out['augmented'].sum())} augmented) "
-        f"from {len(train)} images"
+        f"from {len(train)} images; target: {why}"
     )
 
 

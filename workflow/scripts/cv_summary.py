@@ -1,4 +1,4 @@
-"""Rule `cv_summary`: mean and std over folds of every model's and the ensemble's validation scores."""
+"""Rule `cv_summary`: mean and std over folds of every model's and the ensemble's outer-fold scores."""
 
 import json
 from pathlib import Path
@@ -28,9 +28,9 @@ def main(smk: Any) -> None:
         smk.output.md,
         f"{summary['folds']}-fold cross-validation",
         [
-            "Mean and standard deviation (%) over the folds' validation sets "
-            "(each fold's held-out subjects); "
-            "the ensemble's members were chosen on the same validation fold, so its row is optimistic.",
+            "Mean and standard deviation (%) over the outer folds (each fold's held-out subjects, "
+            "scored only); early stopping and the choice of the ensemble's members used an inner "
+            "validation split of the other folds' subjects, so no row is selected on what it is scored on.",
         ],
     )
     figures.cv_f1(cv.per_fold_frame(summary), smk.output.figure, "weighted F1 per fold")

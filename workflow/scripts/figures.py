@@ -13,6 +13,7 @@ def main(smk: Any) -> None:
 
     from leukoscope.experiments import paper
     from leukoscope.report import figures as F
+    from leukoscope.report import tables
 
     files = smk.params.files
     summary = json.loads(Path(smk.input.summary).read_text(encoding="utf-8"))
@@ -21,8 +22,8 @@ def main(smk: Any) -> None:
         split: {m: json.loads(Path(p).read_text(encoding="utf-8")) for m, p in by.items()}
         for split, by in files["scores"].items()
     }
-    split = "test" if all(s.get("n", 0) for s in scores["test"].values()) else "val"
-    where = {"test": "preliminary test", "val": "validation"}[split]
+    split = smk.params.split
+    where = tables.split_name(summary["protocol"], split)
     out = smk.output
     for b in backbones:
         histories = {loss: pd.read_csv(files["histories"][f"{b}/{loss}"]) for loss in losses}

@@ -5,7 +5,7 @@ from typing import Any
 
 from leukoscope.workflow.script import run, threads
 
-ROLE = {"val": "val", "pool": "val", "test": "test", "final": "final"}  # crop file -> split
+ROLE = {"val": "val", "test": "test", "final": "final"}  # crop file -> split (paper, heldout)
 
 
 def main(smk: Any) -> None:
@@ -18,6 +18,7 @@ def main(smk: Any) -> None:
     import pandas as pd
 
     from leukoscope._io import atomic_path
+    from leukoscope.data.samples import scope_rows
     from leukoscope.evaluate.predictions import prediction_table
     from leukoscope.infer.predictor import load_predictor
 
@@ -27,15 +28,16 @@ def main(smk: Any) -> None:
     print(f"predict with {predictor.model_id} on {predictor.backend} ({predictor.precision})")
     tables = []
     for part in smk.params.parts:
-        rows = pd.read_parquet(smk.input[f"{part}_index"])
-        if part == "pool":  # cv: this fold's validation images
-            rows = rows[rows["fold"] == smk.params.fold]
+        index = pd.read_parquet(smk.input[f"{part}_index"])
         images = np.load(smk.input[f"{part}_images"], mmap_mode="r")
-        probs = (
-            predict(images[rows["row"].to_numpy(np.int64)]) if len(rows) else np.zeros((0, card.num_classes))
-        )
-        tables.append(prediction_table(rows, probs, card.class_names, ROLE[part]))
-        print(f"predict {part}: {len(rows)} images")
+        # cv: the pool's rows of this fold are its validation (inner) and test (outer fold) images
+        roles = ("val", "test") if part == "pool" else (ROLE[part],)
+        for role in roles:
+            rows = scope_rows(index, role, smk.params.fold) if part == "pool" else index
+            rows_at = rows["row"].to_numpy(np.int64)
+            probs = predict(images[rows_at]) if len(rows) else np.zeros((0, card.num_classes))
+            tables.append(prediction_table(rows, probs, card.class_names, role))
+            print(f"predict {role}: {len(rows)} images")
     with atomic_path(smk.output.predictions) as tmp:
         pd.concat(tables, ignore_index=True).to_parquet(tmp, index=False)
 

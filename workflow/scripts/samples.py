@@ -1,4 +1,10 @@
-"""Rule `samples`: the sample sheet (parquet), its summary, and the data check report of the dataset."""
+"""Rule `samples`: the sample sheet (parquet), its summary, and the data check report of the dataset.
+
+The first rule that decodes every image, so it is where unreadable files stop a run (listed; with
+`dataset.skip_unreadable: true` they are left out instead), where `preprocess.crop: auto` is resolved
+from the images' background, and where `augment.target` is resolved against the data's classes for
+datasets the Snakefile could not read at parse time (downloads).
+"""
 
 import json
 from pathlib import Path
@@ -11,6 +17,7 @@ def main(smk: Any) -> None:
     from leukoscope._io import atomic_path, write_json
     from leukoscope.data.check import check_dataset
     from leukoscope.data.samples import build_sample_sheet
+    from leukoscope.preprocess.artifacts import resolve_stage_settings
 
     record = json.loads(Path(smk.input.dataset).read_text(encoding="utf-8"))
     path = Path(record["path"])
@@ -21,19 +28,49 @@ def main(smk: Any) -> None:
         folds=s["folds"],
         val_fold=s["val_fold"],
         val_fraction=s["val_fraction"],
+        inner_fraction=s["inner_fraction"],
         classes=s["classes"],
         positive_class=s["positive_class"],
         limit_per_class=s["limit_per_class"],
         seed=s["seed"],
     )
     report = check_dataset(path, verify_checksums=bool(s["verify"]), workers=smk.threads)
-    write_json(smk.output.check, report.to_dict())
+    write_json(smk.output.check, report.to_dict())  # kept even when the run stops here: it lists the files
+    unreadable = {p["path"] for p in report.problems if p["kind"] == "unreadable"}
+    sheet.frame, notes = drop_unreadable(sheet.frame, unreadable, bool(s["skip_unreadable"]), smk.output.check)
+    resolved = resolve_stage_settings(sheet, dict(smk.params.augment), s["crop"], s["black_threshold"])
     with atomic_path(smk.output.sheet) as tmp:
         sheet.frame.to_parquet(tmp, index=False)
-    summary = sheet.summary() | {"data_check": {"problems": report.problem_counts(), "usable": report.usable}}
+    summary = sheet.summary() | resolved | {
+        "data_check": {"problems": report.problem_counts(), "usable": report.usable},
+    }
+    summary["notes"] = [*summary["notes"], *notes]
     write_json(smk.output.summary, summary)
     counts = {k: v["images"] for k, v in summary["parts"].items()}
-    print(f"samples: {counts}, classes {sheet.class_names}; {'; '.join(sheet.notes)}")
+    print(f"samples: {counts}, classes {sheet.class_names}; {'; '.join(summary['notes'])}")
+    print(f"crop: {resolved['preprocess']['crop']} ({resolved['preprocess']['reason']})")
+    print(f"augment target: {resolved['augment']['target']} ({resolved['augment']['reason']})")
+
+
+def drop_unreadable(frame: Any, unreadable: set[str], skip: bool, report: str) -> tuple[Any, list[str]]:
+    """Unreadable images in the sheet stop the run, listed, unless `dataset.skip_unreadable` is true."""
+    from leukoscope.errors import DataError
+
+    bad = frame["path"].isin(unreadable)
+    if not bad.any():
+        return frame, []
+    shown = ", ".join(Path(p).name for p in frame.loc[bad, "path"].head(5))
+    more = f" and {int(bad.sum()) - 5} more" if bad.sum() > 5 else ""
+    if not skip:
+        raise DataError(
+            f"{int(bad.sum())} unreadable image(s): {shown}{more}",
+            path=report,
+            hint="fix or remove them, or set dataset.skip_unreadable: true to leave them out",
+        )
+    kept = frame[~bad].copy()
+    for part, rows in kept.groupby("part"):
+        kept.loc[rows.index, "row"] = range(len(rows))
+    return kept.reset_index(drop=True), [f"{int(bad.sum())} unreadable image(s) left out ({shown}{more})"]
 
 
 run(snakemake, main)  # noqa: F821

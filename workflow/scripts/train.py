@@ -1,4 +1,4 @@
-"""Rule `train`: one backbone x loss on the augmented set, validated on the held-out split.
+"""Rule `train`: one backbone x loss x seed on the augmented set, validated on the chain's validation split.
 
 Threads, the GPU and KERAS_HOME are settled before TensorFlow is imported; the resume state lives in
 `params.state_dir`, outside the declared outputs (Snakemake deletes those when a job fails), so a
@@ -24,17 +24,18 @@ def main(smk: Any) -> None:
     import pandas as pd
 
     from leukoscope.config import RunConfig
-    from leukoscope.train.artifacts import load_fit_inputs
+    from leukoscope.data.samples import scope_rows
+    from leukoscope.train.artifacts import class_counts_for, load_fit_inputs
     from leukoscope.train.fit import fit_inputs
 
     settings = json.loads(json.dumps(dict(smk.params.run)))
     settings["train"].update(state_dir=smk.params.state_dir, progress=False)
+    summary = json.loads(Path(smk.input.summary).read_text(encoding="utf-8"))
+    settings["preprocess"]["crop"] = summary["preprocess"]["crop"]  # `auto` resolved by the samples rule
+    counts_from = settings["loss"].pop("class_counts_from", None)
     out = Path(smk.output.model).parent
     cfg = RunConfig.from_dict(settings | {"out": str(out)})
-    val_rows = pd.read_parquet(smk.input.val_index)
-    if smk.params.fold is not None:
-        val_rows = val_rows[val_rows["fold"] == smk.params.fold]
-    summary = json.loads(Path(smk.input.summary).read_text(encoding="utf-8"))
+    val_rows = scope_rows(pd.read_parquet(smk.input.val_index), "val", smk.params.fold)
     inputs = load_fit_inputs(
         shards=list(smk.input.shards),
         index_path=smk.input.index,
@@ -44,11 +45,15 @@ def main(smk: Any) -> None:
         samples_summary=summary,
         preprocess=cfg.preprocess,
     )
+    if counts_from is not None:  # weighted BCE's W_i = N / (c n_i): the original or the augmented counts
+        cfg.loss.params["class_counts"] = class_counts_for(inputs, smk.input.index, counts_from)
     where = f"GPU {gpu}" if gpu is not None else f"CPU, {threads(smk)} threads"
     print(
-        f"train {cfg.model.backbone} / {cfg.loss.name}: "
+        f"train {cfg.model.backbone} / {cfg.loss.name} / seed {cfg.train.seed}: "
         f"{len(inputs.train)} samples, {len(inputs.val)} val ({where})"
     )
+    if counts_from is not None:
+        print(f"{cfg.loss.name}: class counts of the {counts_from} training set {cfg.loss.params['class_counts']}")
     fit_inputs(inputs, cfg, out)
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     print(

@@ -33,8 +33,6 @@ DEMO_CONFIG: dict[str, Any] = {
             "difficulty": 0.3,
         },
     },
-    "protocol": "official",
-    "val_fold": 2,
     "grid": {
         "backbones": ["densenet201", "efficientnetb2"],
         "losses": ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"],

@@ -1,20 +1,29 @@
-"""The workflow's sample sheet: every image once, with its split, fold and class, checked for leaks.
+"""The workflow's sample sheet: every image once, with its role in this run's protocol, checked for leaks.
 
 One row per image the workflow uses, with the sample-table columns (`leukoscope.data.table`) plus:
 
 | column | meaning |
 | --- | --- |
 | dataset_split | the data's own split or fold (fold_0, prelim, final, ...) |
-| part | the crop file the image goes to: train / val / test / final (official), pool / test / final (cv) |
+| part | the crop file the image goes to: train / val / test / final (paper, heldout), pool (cv) |
 | row | its row in that file |
-| fold | cv: the fold whose validation set holds it (-1 elsewhere) |
+| fold | cv: the outer fold that scores it (-1 elsewhere) |
+| inner | cv: bit k set = the image validates (early stopping, loss and ensemble choice) for outer fold k |
 | y | class index in `class_names` (-1: unlabelled, the final test) |
 
-Protocols: `official` uses the data's own validation fold (C-NMC `val_fold`) or, on data without folds,
-a subject-grouped hold-out; its labelled test split is C-NMC's preliminary test; the final test has no
-public labels. `cv` deals the labelled non-test images into K subject-grouped folds (C-NMC's three own
-folds when K = 3). Identical files are dropped from later splits (and, for cv, kept once in the pool),
-and no subject or file may sit on two sides of any train/validation/test boundary.
+Protocols (which split does what):
+
+- `paper` (the paper's Table 1): train on every training fold, validate (early stopping, loss and
+  ensemble choice) on the labelled preliminary test, predict the final test. The preliminary test is
+  then both the selection set and the scored set: optimistic, as the paper's Table 3 is.
+- `heldout`: train on the folds but `val_fold`, validate on `val_fold`, score on the preliminary test,
+  which neither training nor any choice has seen (data with its own `val` split use it; data with a test
+  split but no folds hold out `val_fraction` of the training subjects). `official` is its old name.
+- `cv`: the labelled images outside any test split in K subject-grouped folds (C-NMC's three own folds
+  when K = 3); fold k only scores, and an inner, subject-grouped, class-stratified share of the other
+  folds' subjects (`inner_fraction`) validates.
+
+Identical files are dropped from later splits, and no subject or file sits on two sides of any boundary.
 """
 
 from __future__ import annotations
@@ -28,10 +37,11 @@ import pandas as pd
 
 from leukoscope.errors import DataError
 
+PROTOCOLS = ("paper", "heldout", "cv")
+PROTOCOL_ALIASES = {"official": "heldout"}
 EVAL_ROLES = {"val", "valid", "validation", "test", "testing", "prelim"}
 TEST_ROLES = {"test", "testing", "prelim"}
-OFFICIAL_PARTS = ("train", "val", "test", "final")
-CV_PARTS = ("pool", "test", "final")
+PARTS = {"paper": ("train", "val", "final"), "heldout": ("train", "val", "test", "final"), "cv": ("pool",)}
 COLUMNS = [
     "path",
     "label",
@@ -42,8 +52,17 @@ COLUMNS = [
     "part",
     "row",
     "fold",
+    "inner",
     "y",
 ]
+CV_HINT = "use protocol: cv (subject-grouped folds of your own data)"
+
+
+def canonical_protocol(protocol: str) -> str:
+    protocol = PROTOCOL_ALIASES.get(protocol, protocol)
+    if protocol not in PROTOCOLS:
+        raise DataError(f"unknown protocol {protocol!r}", hint=f"choose one of: {', '.join(PROTOCOLS)}")
+    return protocol
 
 
 @dataclass
@@ -63,24 +82,42 @@ class SampleSheet:
 
     def summary(self) -> dict[str, Any]:
         """Counts per part (and fold) and class, subjects: the record Table 1 and the rules read."""
-        parts = {}
-        for name in OFFICIAL_PARTS if self.protocol == "official" else CV_PARTS:
-            parts[name] = _counts(self.part(name))
         out: dict[str, Any] = {
             "layout": self.layout,
             "root": self.root,
             "protocol": self.protocol,
             "class_names": self.class_names,
             "positive_class": self.positive_class,
-            "parts": parts,
+            "parts": {name: _counts(self.part(name)) for name in PARTS[self.protocol]},
             "dropped_duplicates": self.dropped_duplicates,
             "notes": self.notes,
         }
         if self.protocol == "cv":
             out["folds"] = self.folds
             pool = self.part("pool")
-            out["per_fold"] = {f"fold_{k}": _counts(pool[pool["fold"] == k]) for k in range(self.folds)}
+            out["per_fold"] = {
+                f"fold_{k}": {
+                    "test": _counts(scope_rows(pool, "test", k)),
+                    "train": _counts(scope_rows(pool, "train", k)),
+                    "val": _counts(scope_rows(pool, "val", k)),
+                }
+                for k in range(self.folds)
+            }
         return out
+
+
+def scope_rows(rows: pd.DataFrame, role: str, fold: int | None) -> pd.DataFrame:
+    """The rows of a crop index or sheet that play `role` (train / val / test) in one chain.
+
+    Outside cv (`fold` None) a chain's roles are its crop files, so every row is returned; in cv fold k's
+    chain, `test` is fold k, `val` its inner validation subjects, `train` the rest of the other folds.
+    """
+    if fold is None:
+        return rows
+    outer = rows["fold"].to_numpy() == fold
+    inner = (rows["inner"].to_numpy(np.int64) >> int(fold)) & 1 == 1
+    keep = {"test": outer, "val": ~outer & inner, "train": ~outer & ~inner}[role]
+    return rows[keep]
 
 
 def _counts(frame: pd.DataFrame) -> dict[str, Any]:
@@ -102,9 +139,9 @@ def choose_classes(train: pd.DataFrame, classes: list[str] | None, where: str | 
     missing = [c for c in chosen if c not in present]
     if missing:
         raise DataError(
-            f"class {missing[0]!r} has no training images",
+            f"dataset.classes names {missing[0]!r}, which has no training images",
             path=where,
-            hint=f"classes found: {', '.join(present)}",
+            hint=f"the data's classes are: {', '.join(present)}",
         )
     if len(chosen) < 2:
         raise DataError(
@@ -121,30 +158,104 @@ def choose_positive(class_names: list[str], positive: str | None) -> str | None:
         return None
     chosen = positive or ("all" if "all" in class_names else class_names[1])
     if chosen not in class_names:
-        raise DataError(f"dataset.positive_class {chosen!r} is not one of the classes {class_names}")
+        raise DataError(
+            f"dataset.positive_class {chosen!r} is not one of the classes",
+            hint=f"choose one of: {', '.join(class_names)}",
+        )
     return chosen
 
 
-def check_classes(path: str | Path, classes: list[str] | None) -> list[str]:
-    """Parse-time check: the dataset reads, and has at least two labelled classes outside its test splits."""
-    from leukoscope.data.readers import read_dataset
-
-    table = read_dataset(path)
-    return choose_classes(_pool(table), classes, path)
-
-
-def _pool(table: pd.DataFrame) -> pd.DataFrame:
+def training_pool(table: pd.DataFrame) -> pd.DataFrame:
+    """Labelled images outside the test and final splits: what any protocol trains (and validates) on."""
     roles = table["split"].str.lower()
     return table[(table["label"] != "") & ~roles.isin(TEST_ROLES) & (roles != "final")]
+
+
+def labelled_test(table: pd.DataFrame) -> pd.DataFrame:
+    return table[(table["label"] != "") & table["split"].str.lower().isin(TEST_ROLES)]
+
+
+def check_dataset_plan(
+    table: pd.DataFrame,
+    *,
+    protocol: str,
+    folds: int = 3,
+    val_fold: int | None = 2,
+    classes: list[str] | None = None,
+    positive_class: str | None = None,
+) -> tuple[list[str], str | None]:
+    """Before any job: the protocol fits the data, the classes exist, every class can fill the folds.
+
+    Returns (class names, positive class). Everything here reads file names only (no decoding), so the
+    Snakefile runs it at parse time on a local dataset.
+    """
+    where = table.attrs.get("root", "")
+    protocol = canonical_protocol(protocol)
+    pool = training_pool(table)
+    _refuse_empty_class_folders(table, classes)
+    if protocol in ("paper", "heldout") and labelled_test(table).empty:
+        layout = table.attrs.get("layout", "this layout")
+        role = "validates" if protocol == "paper" else "scores"
+        raise DataError(
+            f"protocol {protocol} {role} on the data's labelled preliminary test set, and this dataset "
+            f"({layout}) has none",
+            path=where,
+            hint=CV_HINT,
+        )
+    if protocol == "heldout" and val_fold is not None and not _has_own_val(pool):
+        from leukoscope.data.splits import official_folds
+
+        found = official_folds(pool)
+        if found and f"fold_{val_fold}" not in found:
+            raise DataError(
+                f"val_fold {val_fold} is not one of the dataset's folds ({', '.join(found)})",
+                path=where,
+                hint="set val_fold to one of them",
+            )
+    names = choose_classes(pool, classes, where)
+    if protocol == "cv":
+        _require_subjects_per_class(pool[pool["label"].isin(names)], folds, where)
+    return names, choose_positive(names, positive_class)
+
+
+def _has_own_val(pool: pd.DataFrame) -> bool:
+    return bool(pool["split"].str.lower().isin(EVAL_ROLES - TEST_ROLES).any())
+
+
+def _refuse_empty_class_folders(table: pd.DataFrame, classes: list[str] | None) -> None:
+    from leukoscope.data.table import table_problems
+
+    for found in table_problems(table):
+        name = Path(found["path"]).name
+        if found["kind"] == "empty_folder" and (classes is None or name in classes):
+            raise DataError(
+                f"class folder {name!r} holds no images",
+                path=found["path"],
+                hint="add its images, remove the folder, or list the classes to use in dataset.classes",
+            )
+
+
+def _require_subjects_per_class(pool: pd.DataFrame, folds: int, where: Any) -> None:
+    """Every class needs a subject in every fold, or some fold cannot score it."""
+    per_class = pool.groupby("label")["subject"].nunique()
+    for label, n in per_class.items():
+        if n < folds:
+            unit = "subjects" if pool["subject_known"].all() else "images (each its own subject)"
+            raise DataError(
+                f"class {label!r} has {n} {unit}, fewer than the {folds} cv folds",
+                path=where,
+                hint="lower cv.folds, or add subjects of that class",
+            )
 
 
 def build_sample_sheet(
     path: str | Path,
     *,
-    protocol: str = "official",
+    protocol: str = "paper",
     folds: int = 3,
-    val_fold: int | None = None,
+    val_fold: int | None = 2,
     val_fraction: float = 0.2,
+    inner_fraction: float = 0.2,
     classes: list[str] | None = None,
     positive_class: str | None = None,
     limit_per_class: int | None = None,
@@ -153,104 +264,116 @@ def build_sample_sheet(
     from leukoscope.data.readers import read_dataset
 
     table = read_dataset(path)
+    protocol = canonical_protocol(protocol)
+    class_names, positive = check_dataset_plan(
+        table, protocol=protocol, folds=folds, val_fold=val_fold, classes=classes,
+        positive_class=positive_class,
+    )  # fmt: skip
     layout, root = str(table.attrs.get("layout", "")), str(table.attrs.get("root", path))
-    if protocol == "official":
-        parts, notes, dropped = _official(table, val_fold, val_fraction, classes, limit_per_class, seed)
-    elif protocol == "cv":
-        parts, notes, dropped = _cv(table, folds, classes, limit_per_class, seed)
+    if protocol == "cv":
+        parts, notes, dropped = _cv(table, folds, inner_fraction, class_names, limit_per_class, seed)
     else:
-        raise DataError(f"unknown protocol {protocol!r}", hint="choose official or cv")
-    train = parts["train"] if protocol == "official" else parts["pool"]
-    class_names = choose_classes(train, classes, path)
-    positive = choose_positive(class_names, positive_class)
+        parts, notes, dropped = _held_out(table, protocol, val_fold, val_fraction, class_names,
+                                          limit_per_class, seed)  # fmt: skip
     frame = _assemble(parts, class_names)
     sheet = SampleSheet(frame, class_names, positive, protocol, folds, layout, root, notes, dropped)
-    if not len(sheet.part("val" if protocol == "official" else "pool")):
-        raise DataError("no validation images", path=path, hint="check dataset.classes and val_fold")
+    for name in ("train", "val") if protocol != "cv" else ("pool",):
+        if not len(sheet.part(name)):
+            raise DataError(f"the {name} split is empty", path=path, hint="check dataset.classes and val_fold")
     return sheet
 
 
-def _official(
+def _held_out(
     table: pd.DataFrame,
+    protocol: str,
     val_fold: int | None,
     val_fraction: float,
-    classes: list[str] | None,
+    classes: list[str],
     limit: int | None,
     seed: int,
 ) -> tuple[dict[str, pd.DataFrame], list[str], int]:
+    """paper: train = every training image, val = the labelled test; heldout: `make_splits`' split."""
     from leukoscope.config import DataConfig
-    from leukoscope.data.splits import make_splits, official_folds
+    from leukoscope.data.splits import assert_disjoint, cap_per_class, drop_cross_duplicates, make_splits
 
-    notes: list[str] = []
-    pool = _pool(table)
-    pool = pool[~pool["split"].str.lower().isin(EVAL_ROLES)]
-    folds = official_folds(pool) if len(pool) else []
-    if val_fold is not None and not folds:
-        notes.append(
-            f"the data has no official folds: val_fold {val_fold} ignored, subjects held out instead"
-        )
-        val_fold = None
-    if val_fold is not None:
-        notes.append(f"validation: the data's fold_{val_fold}")
-    elif not (table["split"].str.lower().isin(EVAL_ROLES - TEST_ROLES)).any():
-        notes.append(f"validation: {val_fraction:.0%} of the training subjects, held out (subject-grouped)")
-    labelled = table[table["label"] != ""]
+    labelled = table[(table["label"] != "") & (table["split"].str.lower() != "final")]
     labelled.attrs.update(table.attrs)
-    cfg = DataConfig(classes=classes, val_fold=val_fold, val_fraction=val_fraction, limit_per_class=limit)
-    splits = make_splits(_without_final(labelled), cfg, seed)
+    if protocol == "paper":
+        splits = {"train": training_pool(labelled), "val": labelled_test(labelled)}
+        splits = {k: v[v["label"].isin(classes)].reset_index(drop=True) for k, v in splits.items()}
+        if limit:
+            splits = {k: cap_per_class(v, limit, seed) for k, v in splits.items()}
+        splits = drop_cross_duplicates(splits)
+        assert_disjoint(splits)
+        notes = [
+            "protocol paper: training = every training fold; validation = the labelled preliminary test, "
+            "which also chooses the models and is scored (optimistic: see protocol heldout)"
+        ]
+    else:
+        own_val = _has_own_val(training_pool(labelled))
+        folds_known = _folds_known(labelled)
+        fold = val_fold if folds_known and not own_val else None
+        cfg = DataConfig(classes=classes, val_fold=fold, val_fraction=val_fraction, limit_per_class=limit)
+        splits = make_splits(labelled, cfg, seed)
+        how = (
+            "the data's own validation split" if own_val
+            else f"the data's fold_{fold}" if fold is not None
+            else f"{val_fraction:.0%} of the training subjects, held out (subject-grouped)"
+        )  # fmt: skip
+        notes = [f"protocol heldout: validation = {how}; the labelled test split only scores"]
     dropped = sum(len(df.attrs.get("dropped_duplicates", [])) for df in splits.values())
     final = table[table["split"].str.lower() == "final"]
-    empty = table.iloc[0:0]
-    parts = {
-        "train": splits["train"],
-        "val": splits["val"],
-        "test": splits.get("test", empty),
-        "final": final,
-    }
+    parts = {"train": splits["train"], "val": splits["val"]}
+    if protocol == "heldout":
+        parts["test"] = splits.get("test", table.iloc[0:0])
+    parts["final"] = final
     return parts, notes, dropped
 
 
-def _without_final(table: pd.DataFrame) -> pd.DataFrame:
-    out = table[table["split"].str.lower() != "final"]
-    out.attrs.update(table.attrs)
-    return out
+def _folds_known(table: pd.DataFrame) -> bool:
+    from leukoscope.data.splits import official_folds
+
+    return bool(official_folds(training_pool(table)))
 
 
 def _cv(
-    table: pd.DataFrame, k: int, classes: list[str] | None, limit: int | None, seed: int
+    table: pd.DataFrame, k: int, inner_fraction: float, classes: list[str], limit: int | None, seed: int
 ) -> tuple[dict[str, pd.DataFrame], list[str], int]:
     from leukoscope.data.hashing import find_identical
-    from leukoscope.data.splits import assert_disjoint, cap_per_class, drop_cross_duplicates, grouped_kfold
+    from leukoscope.data.splits import cap_per_class, grouped_holdout, grouped_kfold, official_folds
 
-    pool = _pool(table)
-    pool = pool[~pool["split"].str.lower().isin(EVAL_ROLES)]
-    test = table[(table["label"] != "") & table["split"].str.lower().isin(TEST_ROLES)]
-    if classes:
-        pool, test = pool[pool["label"].isin(classes)], test[test["label"].isin(classes)]
+    pool = training_pool(table)
+    pool = pool[pool["label"].isin(classes)]
     if limit:
-        pool, test = cap_per_class(pool, limit, seed), cap_per_class(test, limit, seed)
+        pool = cap_per_class(pool, limit, seed)
     twins = {p for group in find_identical(pool["path"].tolist()) for p in group[1:]}
     pool = pool[~pool["path"].isin(twins)].reset_index(drop=True)
-    pool.attrs.update(table.attrs)
-    kept = drop_cross_duplicates({"train": pool, "test": test.reset_index(drop=True)})
-    dropped = len(twins) + len(kept["test"].attrs.get("dropped_duplicates", []))
-    pool, test = kept["train"], kept["test"]
     pool.attrs.update(table.attrs)
     fold = np.full(len(pool), -1, dtype=np.int64)
     for i, (_, val_idx) in enumerate(grouped_kfold(pool, k, seed)):
         fold[val_idx] = i
-    pool = pool.assign(fold=fold)
+    inner = np.zeros(len(pool), dtype=np.int64)
     for i in range(k):
-        assert_disjoint({"train": pool[pool["fold"] != i], "val": pool[pool["fold"] == i], "test": test})
-    notes = [f"{k} subject-grouped folds" + (" (the data's own)" if _own_folds(pool, k) else "")]
-    final = table[table["split"].str.lower() == "final"]
-    return {"pool": pool, "test": test, "final": final}, notes, dropped
+        others = np.flatnonzero(fold != i)
+        rest = pool.iloc[others].reset_index(drop=True)
+        _, val_idx = grouped_holdout(rest, inner_fraction, seed + i)
+        inner[others[val_idx]] |= 1 << i
+    pool = pool.assign(fold=fold, inner=inner)
+    _assert_cv_disjoint(pool, k)
+    own = len(official_folds(pool)) == k
+    subjects = "subjects" if pool["subject_known"].all() else "images (no subject ids: each its own subject)"
+    notes = [
+        f"protocol cv: {k} folds grouped by {subjects}" + (", the data's own" if own else ", stratified")
+        + f"; each fold scores only; {inner_fraction:.0%} of the other folds' subjects validate"
+    ]  # fmt: skip
+    return {"pool": pool}, notes, len(twins)
 
 
-def _own_folds(pool: pd.DataFrame, k: int) -> bool:
-    from leukoscope.data.splits import official_folds
+def _assert_cv_disjoint(pool: pd.DataFrame, k: int) -> None:
+    from leukoscope.data.splits import assert_disjoint
 
-    return len(official_folds(pool)) == k
+    for i in range(k):
+        assert_disjoint({role: scope_rows(pool, role, i) for role in ("train", "val", "test")})
 
 
 def _assemble(parts: dict[str, pd.DataFrame], class_names: list[str]) -> pd.DataFrame:
@@ -260,17 +383,16 @@ def _assemble(parts: dict[str, pd.DataFrame], class_names: list[str]) -> pd.Data
         part = part.copy()
         if name != "final":
             part = part[part["label"].isin(class_names)]
-        if "fold" not in part:
-            part["fold"] = -1
-        if "center_crop" not in part:
-            part["center_crop"] = 0
+        for column in ("fold", "center_crop", "inner"):
+            if column not in part:
+                part[column] = -1 if column == "fold" else 0
         part = part.rename(columns={"split": "dataset_split"}).reset_index(drop=True)
         part["part"] = name
         part["row"] = np.arange(len(part), dtype=np.int64)
         frames.append(part)
     frame = pd.concat(frames, ignore_index=True)
-    frame["center_crop"] = frame["center_crop"].fillna(0).astype(np.int64)
-    frame["fold"] = frame["fold"].astype(np.int64)
+    for column in ("center_crop", "fold", "inner"):
+        frame[column] = frame[column].fillna(0).astype(np.int64)
     frame["y"] = frame["label"].map(lookup).fillna(-1).astype(np.int64)
     frame["subject_known"] = frame["subject_known"].astype(bool)
     return frame[COLUMNS].reset_index(drop=True)
@@ -280,5 +402,9 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     frame = pd.read_parquet(path)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
-        raise DataError(f"sample sheet lacks columns {', '.join(missing)}", path=path)
+        raise DataError(
+            f"sample sheet lacks columns {', '.join(missing)}",
+            path=path,
+            hint="it was written by an older version: delete results/samples and run again",
+        )
     return frame

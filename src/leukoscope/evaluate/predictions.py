@@ -105,3 +105,89 @@ def mean_probabilities(tables: Sequence[pd.DataFrame], class_names: Sequence[str
     for column, values in zip(columns, mean.T, strict=True):
         out[column] = values
     return out
+
+
+def scored_rows(table: pd.DataFrame, split: str, class_names: Sequence[str]) -> pd.DataFrame:
+    """The rows of `split` that are scored: readable and labelled with one of the classes."""
+    part = table[table["split"] == split]
+    return part[part["ok"].astype(bool) & part["label"].isin(list(class_names))]
+
+
+def resampler_for(rows: pd.DataFrame, class_names: Sequence[str], n_boot: int, seed: int) -> Any:
+    """The subject-level resampler of scored rows (each image its own subject where subjects are unknown)."""
+    from leukoscope.evaluate.intervals import SubjectResampler
+    from leukoscope.evaluate.metrics import label_indices
+
+    known = bool(rows["subject_known"].all())
+    y = label_indices(rows["label"].to_numpy(str), list(class_names))
+    return SubjectResampler(y, rows["subject"].to_numpy(str) if known else None, n_boot=n_boot, seed=seed)
+
+
+def decisions(rows: pd.DataFrame, class_names: Sequence[str], threshold: float, positive: str | None) -> Any:
+    from leukoscope.evaluate.metrics import predict_indices
+
+    return predict_indices(rows[prob_columns(class_names)].to_numpy(np.float64), list(class_names),
+                           threshold, positive)  # fmt: skip
+
+
+def score_with_intervals(
+    table: pd.DataFrame,
+    split: str,
+    class_names: Sequence[str],
+    threshold: float = 0.5,
+    positive_class: str | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """`score_split` + `ci`: subject-level bootstrap 95% intervals (stratified by class) of weighted F1,
+    accuracy and the positive class's precision, recall and F1."""
+    from leukoscope.evaluate.intervals import bootstrap_intervals
+
+    scores = score_split(table, split, class_names, threshold, positive_class)
+    rows = scored_rows(table, split, class_names)
+    if not scores.get("n") or n_boot < 1:
+        return scores
+    positive = list(class_names).index(positive_class) if positive_class else None
+    resampler = resampler_for(rows, class_names, n_boot, seed)
+    pred = decisions(rows, class_names, threshold, positive_class)
+    scores["ci"] = bootstrap_intervals(resampler, pred, len(class_names), positive)
+    scores["bootstrap"] = {
+        "resamples": n_boot,
+        "seed": seed,
+        "unit": "subject" if bool(rows["subject_known"].all()) else "image",
+        "stratified_by": "class",
+        "n_units": resampler.n_subjects,
+    }
+    return scores
+
+
+def paired_differences(
+    tables: dict[str, pd.DataFrame],
+    reference: str,
+    split: str,
+    class_names: Sequence[str],
+    threshold: float = 0.5,
+    positive_class: str | None = None,
+    *,
+    metric: str = "weighted_f1",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """{model: metric(model) - metric(reference)} on the same images of `split`, paired resamples."""
+    from leukoscope.evaluate.intervals import paired_difference
+
+    ref = scored_rows(tables[reference], split, class_names)
+    if ref.empty or n_boot < 1:
+        return {}
+    positive = list(class_names).index(positive_class) if positive_class else None
+    resampler = resampler_for(ref, class_names, n_boot, seed)
+    ref_pred = decisions(ref, class_names, threshold, positive_class)
+    out = {}
+    for name, table in tables.items():
+        rows = scored_rows(table, split, class_names)
+        if name == reference or len(rows) != len(ref) or not (rows["path"].to_numpy() == ref["path"].to_numpy()).all():
+            continue
+        pred = decisions(rows, class_names, threshold, positive_class)
+        out[name] = paired_difference(resampler, pred, ref_pred, len(class_names), positive, metric)
+    return out

@@ -69,3 +69,33 @@ def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
         return np.ascontiguousarray(rgb)
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
     return cv2.resize(rgb, (size, size), interpolation=interpolation)
+
+
+# `crop: auto`: a cell on black (C-NMC) is cropped to its tight box; a cell on a smear (PBC, ALL-IDB) is
+# centred by the analyser, so its centre square is kept. Decided on the image border: on black
+# backgrounds nearly all of it is background.
+BLACK_BORDER_SHARE = 0.9
+AUTO_SAMPLE = 24
+
+
+def border_black_share(rgb: np.ndarray, black_threshold: int = 15) -> float:
+    """Share of the outer 5% frame (at least 2 px) whose pixels are background-black."""
+    h, w = rgb.shape[:2]
+    m = max(2, round(0.05 * min(h, w)))
+    frame = np.concatenate(
+        [rgb[:m].reshape(-1, 3), rgb[-m:].reshape(-1, 3), rgb[:, :m].reshape(-1, 3), rgb[:, -m:].reshape(-1, 3)]
+    )
+    return float((frame.max(axis=1) <= int(black_threshold)).mean())
+
+
+def choose_crop(images: list[np.ndarray], black_threshold: int = 15) -> tuple[str, str]:
+    """(`cell` | `center`, why) for `crop: auto`, from a sample of the training images."""
+    if not images:
+        return "cell", "no readable images to look at: cell (the paper's crop)"
+    shares = [border_black_share(rgb, black_threshold) for rgb in images]
+    median = float(np.median(shares))
+    if median >= BLACK_BORDER_SHARE:
+        return "cell", f"cells on black (median {median:.0%} of the image border is black): the tight cell crop"
+    return "center", (
+        f"cells on a background (median {median:.0%} of the image border is black): the centre square"
+    )

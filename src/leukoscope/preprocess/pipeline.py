@@ -31,8 +31,13 @@ def deterministic_fields(cfg: PreprocessConfig) -> dict[str, Any]:
 
 def check_config(cfg: PreprocessConfig) -> None:
     """Refuse impossible settings once, with a hint, before thousands of images are processed."""
+    if cfg.crop == "auto":
+        raise ConfigError(
+            "preprocess.crop auto must be resolved from the data before preprocessing",
+            hint="resolve it with leukoscope.preprocess.crop.choose_crop, or choose cell, center or none",
+        )
     if cfg.crop not in ("cell", "center", "none"):
-        raise ConfigError(f"preprocess.crop is {cfg.crop!r}", hint="choose one of: cell, center, none")
+        raise ConfigError(f"preprocess.crop is {cfg.crop!r}", hint="choose one of: auto, cell, center, none")
     if cfg.image_size < 8:
         raise ConfigError(f"preprocess.image_size is {cfg.image_size}", hint="use at least 8 (e.g. 224)")
     if not 0 <= cfg.black_threshold < 255:

@@ -1,9 +1,11 @@
 """The cross-validation summary: mean and std over folds of every model's and the ensemble's scores.
 
 `results/cv/summary.json`:
-`{"folds": K, "split": "val", "models": {"densenet201/bce": {"weighted_f1": {"mean", "std", "folds"}, ...}},
-"ensemble": {...}, "chosen": {fold: {backbone: loss}}}`. Scores are each fold's validation images (the
-held-out subjects); std is the sample standard deviation (ddof 1), 0 for a single value.
+`{"folds": K, "split": "test", "selection": "inner", "models": {"densenet201/bce": {"weighted_f1": {"mean",
+"std", "folds"}, ...}}, "ensemble": {...}, "chosen": {fold: {backbone: loss}}}`. Scores are each outer
+fold's images (its held-out subjects), which neither trained nor chose anything: early stopping, the
+loss and the ensemble were chosen on an inner validation split of the other folds ("selection":
+"inner"). std is the sample standard deviation (ddof 1), 0 for a single value.
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ def summarise(
         records = [scores[f].get(model, {}) for f in folds]
         return {k: _stat([r.get(k) if r.get("n", 0) else None for r in records]) for k in KEYS}
 
-    out: dict[str, Any] = {"folds": len(folds), "split": "val", "models": {m: block(m) for m in names}}
+    out: dict[str, Any] = {
+        "folds": len(folds),
+        "split": "test",
+        "selection": "inner",
+        "models": {m: block(m) for m in names},
+    }
     out["ensemble"] = block("ensemble")
     if chosen is not None:
         out["chosen"] = {f"fold_{f}": dict(chosen[f]) for f in sorted(chosen)}

@@ -94,3 +94,14 @@ def load_fit_inputs(
         fingerprint=fingerprint(files),
         data_summary=summary,
     )
+
+
+def class_counts_for(inputs: FitInputs, index_path: str | Path, counts_from: str) -> list[int]:
+    """Class counts for weighted BCE: of the augmented set, or of the original images it was drawn from
+    (each source image once: before oversampling, the paper's 7,272 ALL / 3,389 HEM on C-NMC)."""
+    if counts_from == "augmented":
+        return [int(c) for c in inputs.train.class_counts(len(inputs.class_names))]
+    index = pd.read_parquet(index_path)
+    originals = index.drop_duplicates("source")
+    counts = np.bincount(originals["y"].to_numpy(np.int64), minlength=len(inputs.class_names))
+    return [int(c) for c in counts]

@@ -137,7 +137,7 @@ def prepare_data(cfg: RunConfig) -> TrainingData:
 
 def fit_inputs_from_config(cfg: RunConfig) -> tuple[Any, TrainingData]:
     """(FitInputs, TrainingData): the training rows (oversampled when asked), validation, statistics."""
-    from leukoscope.train.balance import oversample_indices
+    from leukoscope.preprocess.balance import oversample_indices
     from leukoscope.train.input import ImageSource
     from leukoscope.train.inputs import FitInputs
 

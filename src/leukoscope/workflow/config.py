@@ -31,18 +31,19 @@ from leukoscope.config import (
     TrainConfig,
     _build,
     _plain,
+    yaml_on_key,
 )
 from leukoscope.errors import ConfigError
 
 Source = Literal["local", "url", "kaggle", "synthetic"]
-Protocol = Literal["official", "cv"]
+Protocol = Literal["paper", "heldout", "cv"]
+TargetRule = Literal["auto", "balance"]
+WorkflowCrop = Literal["auto", "cell", "center", "none"]
 StatsImages = Literal["augmented", "original"]
 SelectMetric = Literal["weighted_f1", "accuracy", "roc_auc"]
 
 _DATA, _PRE, _MODEL, _TRAIN = DataConfig(), PreprocessConfig(), ModelConfig(), TrainConfig()
 
-# The paper's augmented training set: 20,050 samples (10,778 normal / HEM, 9,272 ALL).
-PAPER_TARGET = {"hem": 10778, "all": 9272}
 PAPER_BACKBONES = ["densenet201", "efficientnetb2"]
 PAPER_LOSSES = ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"]
 
@@ -100,6 +101,9 @@ class DatasetConfig:
     limit_per_class: int | None = opt(
         _DATA.limit_per_class, "cap images per class and split (smoke runs)", minimum=1
     )
+    skip_unreadable: bool = opt(
+        False, "false: unreadable images stop the samples rule (listed); true: they are left out"
+    )
 
 
 @dataclass
@@ -108,13 +112,23 @@ class GridConfig:
         factory=lambda: list(PAPER_BACKBONES), help="keras.applications names (or simplecnn)", paper=True
     )
     losses: list[str] = opt(factory=lambda: list(PAPER_LOSSES), help="registered loss names", paper=True)
+    seeds: list[int] = opt(
+        factory=lambda: [_TRAIN.seed],
+        help="training seeds: every model once per seed; scores are the seed-averaged probabilities",
+        paper=False,
+    )
 
 
 @dataclass
 class PreprocessSection:
     """Deterministic per-image steps of the crop stage (image size: train.image_size)."""
 
-    crop: CropMode = opt(_PRE.crop, "cell: tight box around the cell, aspect kept", paper=True)
+    crop: WorkflowCrop = opt(
+        "auto",
+        "auto: cell on black backgrounds (C-NMC, the paper's tight crop), center on smears; "
+        "cell: tight box around the cell, aspect kept; center; none",
+        paper=True,
+    )
     black_threshold: int = opt(_PRE.black_threshold, "background: max(R,G,B) <= this", minimum=0, maximum=254)
     center_fraction: float = opt(_PRE.center_fraction, "crop=center: side as a share of the shorter side")
     clahe: bool = opt(_PRE.clahe, "CLAHE on every image once (the paper's CLAHE is an augmentation)")
@@ -130,11 +144,14 @@ class AugmentSection:
     """The offline augmentation stage: the oversampled, augmented training set (the paper's 20,050)."""
 
     enabled: bool = opt(True, "false: the training set as cropped, no oversampling", paper=True)
-    target: dict[str, int] | None = opt(
-        factory=lambda: dict(PAPER_TARGET),
-        help="samples per class after oversampling (null: every class to the majority's count)",
+    target: TargetRule | dict[str, int] | None = opt(
+        "auto",
+        "samples per class after oversampling: auto (the paper's 10,778 HEM / 9,272 ALL on C-NMC under "
+        "paper / heldout, else balance), balance (every class to the largest's count; null too), or a "
+        "{class: count} mapping naming every class",
         paper=True,
     )
+    total: int | None = opt(None, "balance / auto without the paper's counts: this many samples in all", minimum=2)
     keep_originals: bool = opt(
         True, "each image's first copy is kept as it is; only extra copies are augmented"
     )
@@ -194,6 +211,22 @@ class TrainSection:
 class EvaluateSection:
     threshold: float = opt(0.5, "two classes: P(positive) >= threshold", minimum=0.0, maximum=1.0)
     batch_size: int = opt(64, "images per prediction batch", minimum=1)
+    bootstrap: int = opt(
+        1000, "subject-level bootstrap resamples for 95% intervals (0: none)", paper=False, minimum=0
+    )
+    bootstrap_seed: int = opt(0, "seed of the bootstrap resampling")
+
+
+@dataclass
+class CvSection:
+    folds: int = opt(3, "number of subject-grouped folds (C-NMC's own when 3)", minimum=2)
+    inner_fraction: float = opt(
+        0.2,
+        "share of each outer fold's training subjects that validates (early stopping, loss and ensemble "
+        "choice), grouped by subject, stratified by class",
+        minimum=0.01,
+        maximum=0.9,
+    )
 
 
 @dataclass
@@ -205,18 +238,19 @@ class EnsembleSection:
 class WorkflowConfig:
     dataset: DatasetConfig = opt(factory=DatasetConfig, help="where the images come from")
     protocol: Protocol = opt(
-        "official", "official: C-NMC's folds / prelim / final; cv: subject-grouped K folds"
+        "paper",
+        "paper: train on every training fold, validate on the labelled preliminary test, predict the final "
+        "test; heldout: validate on val_fold, score on the preliminary test; cv: subject-grouped K folds "
+        "(official: the old name of heldout)",
     )
-    val_fold: int | None = opt(
-        _DATA.val_fold, "official: the training fold that validates (ignored on data without folds)"
-    )
+    val_fold: int | None = opt(2, "heldout: the training fold that validates", paper=False)
     val_fraction: float = opt(
         _DATA.val_fraction,
-        "official, data without folds: share of subjects held out",
+        "heldout, data with a test split but no folds: share of training subjects held out",
         minimum=0.01,
         maximum=0.99,
     )
-    folds: int = opt(3, "cv: number of subject-grouped folds (C-NMC's own when 3)", minimum=2)
+    cv: CvSection = opt(factory=CvSection, help="protocol cv: outer folds and the inner validation split")
     grid: GridConfig = opt(factory=GridConfig, help="the backbone x loss training jobs")
     losses: dict[str, dict[str, Any]] = opt(
         factory=dict, help="per-loss parameters, e.g. focal_hinge: {gamma: 2.0}"
@@ -235,7 +269,7 @@ class WorkflowConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkflowConfig:
-        cfg = _build(cls, data, "")
+        cfg = _build(cls, apply_aliases(data), "")
         cfg.check()
         return cfg
 
@@ -244,15 +278,25 @@ class WorkflowConfig:
 
     def check(self) -> None:
         """What a schema cannot say (without importing TensorFlow: see `check_names`)."""
-        for key, values in (("grid.backbones", self.grid.backbones), ("grid.losses", self.grid.losses)):
+        for key, values in (
+            ("grid.backbones", self.grid.backbones),
+            ("grid.losses", self.grid.losses),
+            ("grid.seeds", self.grid.seeds),
+        ):
             if not values or len(set(values)) != len(values):
-                raise ConfigError(f"{key} must list at least one name, each once, got {values}")
+                raise ConfigError(f"{key} must list at least one value, each once, got {values}")
         if self.dataset.source == "url" and not self.dataset.url:
             raise ConfigError("dataset.source is url but dataset.url is empty")
         if self.dataset.source == "kaggle" and not self.dataset.kaggle:
             raise ConfigError("dataset.source is kaggle but dataset.kaggle is empty")
-        if self.augment.target and any(v < 1 for v in self.augment.target.values()):
-            raise ConfigError(f"augment.target must be positive counts, got {self.augment.target}")
+        target = self.augment.target
+        if isinstance(target, dict) and any(v < 1 for v in target.values()):
+            raise ConfigError(f"augment.target must be positive counts, got {target}")
+        counts = self.losses.get("weighted_bce", {}).get("counts", "original")
+        if counts not in CLASS_COUNTS:
+            raise ConfigError(
+                f"losses.weighted_bce.counts is {counts!r}", hint=f"choose one of: {', '.join(CLASS_COUNTS)}"
+            )
 
     def check_names(self) -> None:
         """Registered backbone and loss names, and their parameters (imports Keras: ~5 s)."""
@@ -279,31 +323,86 @@ class WorkflowConfig:
     # -- what the rules need -------------------------------------------------------------------------
 
     @property
+    def folds(self) -> int:
+        return self.cv.folds
+
+    @property
     def scopes(self) -> list[str]:
-        """Path prefixes of the chains: '' (official) or 'cv/fold_k/' for each fold."""
+        """Path prefixes of the chains: '' (paper, heldout) or 'cv/fold_k/' for each fold."""
         if self.protocol == "cv":
-            return [f"cv/fold_{k}/" for k in range(self.folds)]
+            return [f"cv/fold_{k}/" for k in range(self.cv.folds)]
         return [""]
 
     @property
     def crop_parts(self) -> list[str]:
-        """The crop stage's files: one per split (cv: the pool the folds are drawn from)."""
-        return ["pool", "test", "final"] if self.protocol == "cv" else ["train", "val", "test", "final"]
+        """The crop stage's files, one per part of the sample sheet (cv: the pool the folds come from)."""
+        from leukoscope.data.samples import PARTS
+
+        return list(PARTS[self.protocol])
 
     @property
     def eval_splits(self) -> list[str]:
-        """Splits scored with labels (the final test has no public labels: predictions only)."""
-        return ["val", "test"]
+        """Splits scored with labels (the final test has no public labels: predictions only).
+
+        paper: the preliminary test validates and is scored (as the paper's Table 3); heldout: fold 2
+        validates, the preliminary test scores; cv: the inner split validates, the outer fold scores.
+        """
+        return ["val"] if self.protocol == "paper" else ["val", "test"]
 
     @property
-    def predict_splits(self) -> list[str]:
-        return ["val", "test", "final"] if self.protocol == "official" else ["val", "test"]
+    def scored_split(self) -> str:
+        """The split Table 2 and the figures are on: `test` where one is held out from every choice; in
+        `paper` the preliminary test, which is also the selection set (`val`)."""
+        return self.eval_splits[-1]
+
+    @property
+    def predicts_final(self) -> bool:
+        return self.protocol != "cv"
 
     def uses_imagenet(self) -> bool:
         return self.train.weights.strip().lower() == "imagenet"
 
     def loss_params(self, loss: str) -> dict[str, Any]:
-        return dict(self.losses.get(loss, {}))
+        """The loss's own parameters (`counts`, the workflow's choice of class counts, removed)."""
+        params = dict(self.losses.get(loss, {}))
+        params.pop("counts", None)
+        return params
+
+    def class_counts_from(self, loss: str) -> str | None:
+        """weighted_bce / balanced_bce: whose counts W_i = N / (c n_i) uses: original or augmented."""
+        from leukoscope.train.inputs import NEEDS_CLASS_COUNTS
+
+        if loss not in NEEDS_CLASS_COUNTS:
+            return None
+        return str(self.losses.get(loss, {}).get("counts", "original"))
+
+
+# Renamed keys and values: still accepted, with a one-line notice (`apply_aliases`).
+KEY_ALIASES = {"folds": "cv.folds"}
+VALUE_ALIASES = {"protocol": {"official": "heldout"}}
+CLASS_COUNTS = ("original", "augmented")
+
+
+def apply_aliases(config: dict[str, Any], notices: list[str] | None = None) -> dict[str, Any]:
+    """Rewrite old names in place (a config written for an earlier version keeps working)."""
+    notices = [] if notices is None else notices
+    losses = config.get("losses")
+    if isinstance(losses, dict):
+        for name, params in losses.items():
+            if isinstance(params, dict):
+                losses[name] = yaml_on_key(params)
+    for old, new in KEY_ALIASES.items():
+        if old in config:
+            section, leaf = new.split(".")
+            value = config.pop(old)
+            config.setdefault(section, {}).setdefault(leaf, value)
+            notices.append(f"config: {old} is now {new} (read as {new}: {value})")
+    for key, renames in VALUE_ALIASES.items():
+        value = config.get(key)
+        if isinstance(value, str) and value in renames:
+            config[key] = renames[value]
+            notices.append(f"config: {key}: {value} is now called {renames[value]} (same protocol)")
+    return config
 
 
 def _same_keys(workflow: str, run: str, section: type) -> tuple[tuple[str, str], ...]:
@@ -316,8 +415,6 @@ RUN_KEYS: tuple[tuple[str, str], ...] = (
     ("dataset.classes", "data.classes"),
     ("dataset.positive_class", "data.positive_class"),
     ("dataset.limit_per_class", "data.limit_per_class"),
-    ("val_fold", "data.val_fold"),
-    ("val_fraction", "data.val_fraction"),
     *(
         (f"preprocess.{k}", f"preprocess.{k}")
         for k in (

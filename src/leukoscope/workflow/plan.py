@@ -1,9 +1,11 @@
 """What the Snakefile asks at parse time: the checked config, the files of every stage, the targets.
 
 Paths are relative to the working directory (`--directory`), so a run from anywhere puts everything in
-`<workdir>/results/`. A chain's prefix `scope` is '' for the official protocol and 'cv/fold_k/' for
-each fold of the cv protocol; everything below a scope (augment, stats, models, ensemble) repeats per
-fold, while the sample sheet and the crops are shared.
+`<workdir>/results/`. A chain's prefix `scope` is '' for the paper and heldout protocols and
+'cv/fold_k/' for each fold of the cv protocol; everything below a scope (augment, stats, models,
+ensemble) repeats per fold, while the sample sheet and the crops are shared. Each backbone x loss is
+trained once per seed (`models/{backbone}/{loss}/seed_{seed}/`); its scores are those of the
+seed-averaged probabilities (`models/{backbone}/{loss}/predictions.parquet`).
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ CROP_INDEX = "results/crop/{part}.parquet"
 SHARD = "results/{scope}augment/shard_{shard}.npy"
 AUGMENT_INDEX = "results/{scope}augment/index.parquet"
 STATS = "results/{scope}stats/stats.json"
-MODEL_DIR = "results/{scope}models/{backbone}/{loss}"
+MODEL_DIR = "results/{scope}models/{backbone}/{loss}/seed_{seed}"
 MODEL_FILES = ("model.keras", "model_card.json", "metrics.json", "history.csv", "curves.png")
+SEED_PREDICTIONS = MODEL_DIR + "/predictions.parquet"
 PREDICTIONS = "results/{scope}{model}/predictions.parquet"
 EVAL = "results/{scope}{model}/eval/{split}.json"
 ENSEMBLE = "results/{scope}ensemble/ensemble.json"
 ENSEMBLE_CHOICE = "results/{scope}ensemble/choice.json"
 SUBMISSION = "results/ensemble/isbi_submission.zip"
-STATE = "results/.state/{scope}train/{backbone}/{loss}"
+STATE = "results/.state/{scope}train/{backbone}/{loss}/seed_{seed}"
+RESOLVED_CONFIG = "results/config.yaml"
 GPU_LOCKS = "results/.state/gpu-locks"
 TABLES = ("table1", "table2", "table3")
 TABLE = "results/tables/{table}.{ext}"
@@ -48,6 +52,7 @@ WILDCARDS = {
     "model": r"models/[a-z0-9_]+/[a-z0-9_]+|ensemble",
     "backbone": r"[a-z0-9_]+",
     "loss": r"[a-z0-9_]+",
+    "seed": r"\d+",
     "part": r"train|val|test|final|pool",
     "split": r"val|test|final",
     "shard": r"\d+",
@@ -70,19 +75,59 @@ def use_source_tree(basedir: str | Path) -> None:
 
 
 def load(config: dict[str, Any], *, check_data: bool = True) -> WorkflowConfig:
-    """Snakemake's `config` (validated, defaults filled) -> WorkflowConfig; then the dataset's checks."""
+    """Snakemake's `config` (validated, defaults filled) -> WorkflowConfig; then the dataset's checks.
+
+    With no dataset in place yet the plan is still made (it needs only the config): a dry run shows it
+    and then says where the data go (`note_at_exit`), a real run stops in `onstart`, before any job.
+    """
     cfg = WorkflowConfig.from_dict(config)
-    if check_data:
+    if check_data and missing_data_note(cfg) is None:
         preflight(cfg)
     return cfg
 
 
-def preflight(cfg: WorkflowConfig) -> None:
-    """Before any job: a local dataset must exist, read as a known layout and have two classes."""
-    from leukoscope.data.samples import check_classes
+_STARTED: list[bool] = []
+
+
+def note_at_exit(note: str) -> None:
+    """Print `note` when the process ends, unless jobs were about to start (`started`): after a dry
+    run's plan, that is (Snakemake runs `onstart` for real runs only)."""
+    import atexit
+    import sys
+
+    atexit.register(lambda: None if _STARTED else print(note, file=sys.stderr))
+
+
+def started(cfg: WorkflowConfig) -> None:
+    """`onstart`: the checks that needed the data, now that a real run is about to start its jobs."""
+    _STARTED.append(True)
+    if missing_data_note(cfg) is not None:
+        preflight(cfg)  # raises: dataset.path does not exist
+    cfg.check_names()
+
+
+def missing_data_note(cfg: WorkflowConfig) -> str | None:
+    """One line saying where to put the data, or how to download it, when a local dataset is missing."""
+    path = Path(cfg.dataset.path).expanduser()
+    if cfg.dataset.source != "local" or path.exists():
+        return None
+    return (
+        f"note: no dataset at {path.resolve()} yet: put C-NMC 2019 (the C-NMC_Leukemia folder) there or "
+        "set dataset.path, or let the download rule fetch it (dataset.source: kaggle with ~/.kaggle/"
+        "kaggle.json, or url); the real run stops before any job until then"
+    )
+
+
+def preflight(cfg: WorkflowConfig) -> dict[str, Any]:
+    """Before any job: a local dataset must exist, read as a known layout, suit the protocol, and its
+    classes must match every setting that names classes (dataset.classes / positive_class,
+    augment.target). Returns what it found (classes, counts) for the log."""
+    from leukoscope.data.readers import read_dataset
+    from leukoscope.data.samples import check_dataset_plan, training_pool
+    from leukoscope.preprocess.balance import resolve_target
 
     if cfg.dataset.source != "local":
-        return  # the download rule makes it (and the samples rule checks it)
+        return {}  # the download rule makes it (and the samples rule checks it)
     path = Path(cfg.dataset.path).expanduser()
     if not path.exists():
         raise ConfigError(
@@ -91,16 +136,30 @@ def preflight(cfg: WorkflowConfig) -> None:
             hint="point dataset.path at the dataset (relative to the working directory), "
             "or set dataset.source to synthetic / url / kaggle",
         )
-    check_classes(path, cfg.dataset.classes)
+    table = read_dataset(path)
+    classes, positive = check_dataset_plan(
+        table, protocol=cfg.protocol, folds=cfg.cv.folds, val_fold=cfg.val_fold,
+        classes=cfg.dataset.classes, positive_class=cfg.dataset.positive_class,
+    )  # fmt: skip
+    pool = training_pool(table)
+    counts = [int((pool["label"] == c).sum()) for c in classes]
+    target, why = resolve_target(
+        cfg.augment.target, classes, counts, protocol=cfg.protocol, total=cfg.augment.total
+    )
+    return {"classes": classes, "positive_class": positive, "target": target, "target_reason": why}
 
 
 def model_file(
-    name: str, scope: str | None = None, backbone: str | None = None, loss: str | None = None
+    name: str,
+    scope: str | None = None,
+    backbone: str | None = None,
+    loss: str | None = None,
+    seed: int | None = None,
 ) -> str:
     """A file of a model folder, with the wildcards left open unless given."""
     if scope is None:
         return f"{MODEL_DIR}/{name}"
-    return f"{model_dir(scope, str(backbone), str(loss))}/{name}"
+    return f"{model_dir(scope, str(backbone), str(loss), seed)}/{name}"
 
 
 def fold_of(scope: str) -> int | None:
@@ -112,8 +171,13 @@ def models(cfg: WorkflowConfig) -> list[tuple[str, str]]:
     return [(b.lower(), loss) for b in cfg.grid.backbones for loss in cfg.grid.losses]
 
 
-def model_dir(scope: str, backbone: str, loss: str) -> str:
-    return MODEL_DIR.format(scope=scope, backbone=backbone, loss=loss)
+def model_dir(scope: str, backbone: str, loss: str, seed: int | str | None) -> str:
+    return MODEL_DIR.format(scope=scope, backbone=backbone, loss=loss, seed=seed)
+
+
+def seed_dirs(cfg: WorkflowConfig, scope: str, backbone: str, loss: str) -> list[str]:
+    """The model folders of one backbone x loss, one per seed."""
+    return [model_dir(scope, backbone, loss, s) for s in cfg.grid.seeds]
 
 
 def shards(cfg: WorkflowConfig, scope: str | None = None) -> list[str]:
@@ -133,8 +197,9 @@ def val_part(cfg: WorkflowConfig) -> str:
 
 
 def predict_parts(cfg: WorkflowConfig) -> list[str]:
-    """Crop files a predict job reads: the validation images, the test split, the final test."""
-    return ["pool", "test"] if cfg.protocol == "cv" else ["val", "test", "final"]
+    """Crop files a predict job reads: every part but the training set's (cv: the pool, whose rows of
+    this fold are its validation and test images)."""
+    return ["pool"] if cfg.protocol == "cv" else [p for p in cfg.crop_parts if p != "train"]
 
 
 def canonical(obj: Any) -> Any:
@@ -147,13 +212,17 @@ def canonical(obj: Any) -> Any:
     return obj
 
 
-def train_settings(cfg: WorkflowConfig, backbone: str, loss: str) -> dict[str, Any]:
+def train_settings(cfg: WorkflowConfig, backbone: str, loss: str, seed: int | str) -> dict[str, Any]:
     """What decides a training job's result (its rerun trigger): the RunConfig minus where it runs."""
     run = run_config(cfg, backbone, loss, out="", state_dir="").to_dict()
     run.pop("out")
     for key in ("state_dir", "progress"):
         run["train"].pop(key)
     run.pop("data")  # the splits are the sample sheet's, an input file
+    run["train"]["seed"] = int(seed)
+    counts = cfg.class_counts_from(loss)
+    if counts is not None:
+        run["loss"]["class_counts_from"] = counts
     return canonical(run)
 
 
@@ -168,7 +237,8 @@ def samples_settings(cfg: WorkflowConfig) -> dict[str, Any]:
     return canonical(
         {
             "protocol": cfg.protocol,
-            "folds": cfg.folds,
+            "folds": cfg.cv.folds,
+            "inner_fraction": cfg.cv.inner_fraction,
             "val_fold": cfg.val_fold,
             "val_fraction": cfg.val_fraction,
             "classes": d.classes,
@@ -176,6 +246,9 @@ def samples_settings(cfg: WorkflowConfig) -> dict[str, Any]:
             "limit_per_class": d.limit_per_class,
             "seed": cfg.train.seed,
             "verify": d.verify,
+            "skip_unreadable": d.skip_unreadable,
+            "crop": cfg.preprocess.crop,
+            "black_threshold": cfg.preprocess.black_threshold,
         }
     )
 
@@ -183,7 +256,9 @@ def samples_settings(cfg: WorkflowConfig) -> dict[str, Any]:
 def augment_settings(cfg: WorkflowConfig) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return canonical({**asdict(cfg.augment), "clahe_grid": cfg.preprocess.clahe_grid})
+    return canonical(
+        {**asdict(cfg.augment), "clahe_grid": cfg.preprocess.clahe_grid, "protocol": cfg.protocol}
+    )
 
 
 def eval_files(cfg: WorkflowConfig, scope: str, split: str) -> dict[str, str]:
@@ -207,6 +282,10 @@ def figure_files(cfg: WorkflowConfig) -> dict[str, str]:
     return files
 
 
+def seed_prediction_files(cfg: WorkflowConfig, scope: str, backbone: str, loss: str) -> list[str]:
+    return [f"{d}/predictions.parquet" for d in seed_dirs(cfg, scope, backbone, loss)]
+
+
 def table_files() -> list[str]:
     return [TABLE.format(table=t, ext=e) for t in TABLES for e in ("csv", "md")]
 
@@ -217,7 +296,8 @@ def dataset_settings(cfg: WorkflowConfig) -> dict[str, Any]:
 
 
 def targets(cfg: WorkflowConfig) -> list[str]:
-    """`rule all`: the paper's tables and figures (official) or the cross-validation summary (cv)."""
+    """`rule all`: the paper's tables and figures (paper, heldout) or the cross-validation summary (cv)."""
+    common = [DATA_CHECK, RESOLVED_CONFIG]
     if cfg.protocol == "cv":
-        return [CV_SUMMARY, CV_TABLE.format(ext="csv"), CV_TABLE.format(ext="md"), CV_FIGURE, DATA_CHECK]
-    return [*table_files(), *figure_files(cfg).values(), ENSEMBLE.format(scope=""), SUBMISSION, DATA_CHECK]
+        return [CV_SUMMARY, CV_TABLE.format(ext="csv"), CV_TABLE.format(ext="md"), CV_FIGURE, *common]
+    return [*table_files(), *figure_files(cfg).values(), ENSEMBLE.format(scope=""), SUBMISSION, *common]

@@ -52,13 +52,37 @@ def working_directory(path: Path) -> Iterator[None]:
         os.chdir(old)
 
 
+def base_config() -> Path:
+    """The repository's config.yaml: the base every run starts from (the Snakefile loads it too)."""
+    return snakefile().parent / "config.yaml"
+
+
+def merged_config(*files: Path) -> dict[str, Any]:
+    """config.yaml, then each file over it, merged as Snakemake merges them (mappings key by key, any
+    other value replaced), with renamed keys read under their new names."""
+    from leukoscope.config import load_yaml
+    from leukoscope.workflow.config import apply_aliases
+
+    merged: dict[str, Any] = {}
+    for path in (base_config(), *files):
+        _update(merged, load_yaml(path))
+    return apply_aliases(merged)
+
+
+def _update(base: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _update(base[key], value)
+        else:
+            base[key] = value if not isinstance(value, dict) else dict(value)
+
+
 def preflight_file(configfile: Path, workdir: Path) -> WorkflowConfig:
     """What the Snakefile checks at parse time and at start, here: (checked config) or one error line."""
-    from leukoscope.config import load_yaml
     from leukoscope.workflow.plan import preflight
     from leukoscope.workflow.schema import check
 
-    data = check(load_yaml(configfile), source=str(configfile))
+    data = check(merged_config(configfile), source=str(configfile))
     cfg = WorkflowConfig.from_dict(data)
     with working_directory(workdir):
         preflight(cfg)
