@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 REQUIRED = (
     "dataset.path",
     "protocol",
-    "folds",
+    "cv.folds",
     "grid.backbones",
+    "grid.seeds",
     "grid.losses",
     "train.epochs",
     "train.batch_size",
@@ -58,10 +59,33 @@ def test_config_yaml_is_the_papers_recipe() -> None:
     assert cfg.grid.losses == ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"]
     assert cfg.train.weights == "imagenet" and cfg.train.batch_size == 32
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.betas) == ("adam", 1e-5, (0.7, 0.999))
-    assert cfg.preprocess.crop == "cell" and cfg.preprocess.normalize == "dataset"
-    assert cfg.augment.target == {"hem": 10778, "all": 9272} and sum(cfg.augment.target.values()) == 20050
+    assert cfg.preprocess.crop == "auto" and cfg.preprocess.normalize == "dataset"
+    assert cfg.protocol == "paper" and cfg.eval_splits == ["val"] and cfg.grid.seeds == [42]
+    assert cfg.augment.target == "auto"  # the paper's 10,778 / 9,272 on C-NMC (tests/preprocess)
+    assert cfg.losses["hinge"]["on"] == "sigmoid" and cfg.losses["focal_hinge"]["on"] == "sigmoid"
+    assert cfg.class_counts_from("weighted_bce") == "original" and cfg.loss_params("weighted_bce") == {}
     assert cfg.dataset.classes is None and cfg.dataset.positive_class is None  # from the data
     cfg.check_names()
+
+
+def test_renamed_keys_still_work_with_a_notice() -> None:
+    notices: list[str] = []
+    from leukoscope.workflow.config import apply_aliases
+
+    data = apply_aliases({"protocol": "official", "folds": 5, "losses": {"hinge": {True: "logit"}}}, notices)
+    cfg = WorkflowConfig.from_dict(schema.check(data))
+    assert cfg.protocol == "heldout" and cfg.cv.folds == 5 and cfg.losses["hinge"] == {"on": "logit"}
+    assert len(notices) == 2 and "official is now called heldout" in notices[1]
+
+
+def test_a_users_target_mapping_replaces_the_base_one(tmp_path: Path) -> None:
+    from leukoscope.workflow.runner import merged_config
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("augment:\n  target: {Kelas 1: 50, Kelas 2: 50}\nlosses:\n  hinge: {on: logit}\n")
+    merged = merged_config(mine)
+    assert merged["augment"]["target"] == {"Kelas 1": 50, "Kelas 2": 50}  # no hem / all left from the base
+    assert merged["losses"]["hinge"] == {"on": "logit"} and merged["protocol"] == "paper"
 
 
 def test_run_config_maps_workflow_keys_to_the_library() -> None:
@@ -89,6 +113,8 @@ def test_run_config_maps_workflow_keys_to_the_library() -> None:
         ({"protocol": "loo"}, "protocol: 'loo' is not one of"),
         ({"grid": {"losses": "bce"}}, "grid.losses: 'bce' is not of type 'array'"),
         ({"augment": {"target": {"hem": "many"}}}, "augment.target"),
+        ({"augment": {"target": "balanced"}}, "augment.target"),
+        ({"grid": {"seeds": [1.5]}}, "grid.seeds"),
     ],
 )
 def test_a_config_that_breaks_the_schema_is_one_line(config: dict, message: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from leukoscope.errors import ConfigError, DataError
+from leukoscope.errors import ConfigError
 from leukoscope.workflow import plan, schema
 from leukoscope.workflow.config import WorkflowConfig
 
@@ -15,7 +15,7 @@ def _cfg(**overrides: object) -> WorkflowConfig:
     return WorkflowConfig.from_dict(schema.check(dict(overrides)))
 
 
-def test_official_targets_are_the_papers_tables_and_figures() -> None:
+def test_paper_targets_are_the_papers_tables_and_figures() -> None:
     targets = plan.targets(_cfg())
     for t in ("table1", "table2", "table3"):
         assert f"results/tables/{t}.csv" in targets and f"results/tables/{t}.md" in targets
@@ -24,55 +24,109 @@ def test_official_targets_are_the_papers_tables_and_figures() -> None:
 
 
 def test_cv_targets_and_scopes() -> None:
-    cfg = _cfg(protocol="cv", folds=4)
-    assert plan.CV_SUMMARY in plan.targets(cfg)
+    cfg = _cfg(protocol="cv", cv={"folds": 4})
+    assert plan.CV_SUMMARY in plan.targets(cfg) and plan.RESOLVED_CONFIG in plan.targets(cfg)
     assert cfg.scopes == [f"cv/fold_{k}/" for k in range(4)]
     assert plan.fold_of("cv/fold_3/") == 3 and plan.fold_of("") is None
-    assert cfg.crop_parts == ["pool", "test", "final"]
+    assert cfg.crop_parts == ["pool"] and cfg.eval_splits == ["val", "test"] and cfg.scored_split == "test"
+    paper, heldout = _cfg(), _cfg(protocol="heldout")
+    assert paper.crop_parts == ["train", "val", "final"] and paper.scored_split == "val"
+    assert heldout.crop_parts == ["train", "val", "test", "final"] and heldout.scored_split == "test"
+
+
+def test_seeds_are_a_grid_dimension() -> None:
+    cfg = _cfg(grid={"backbones": ["simplecnn"], "losses": ["bce"], "seeds": [1, 2]})
+    assert plan.seed_dirs(cfg, "", "simplecnn", "bce") == [
+        "results/models/simplecnn/bce/seed_1",
+        "results/models/simplecnn/bce/seed_2",
+    ]
+    one, two = (plan.train_settings(cfg, "simplecnn", "bce", s) for s in (1, 2))
+    assert one["train"]["seed"] == 1 and two["train"]["seed"] == 2
 
 
 def test_touching_one_losss_config_changes_only_its_jobs() -> None:
     before, after = _cfg(), _cfg(losses={"focal_hinge": {"gamma": 3.0}})
     for backbone, loss in plan.models(before):
-        same = plan.train_settings(before, backbone, loss) == plan.train_settings(after, backbone, loss)
+        same = plan.train_settings(before, backbone, loss, 42) == plan.train_settings(
+            after, backbone, loss, 42
+        )
         assert same == (loss != "focal_hinge"), (backbone, loss)
 
 
 def test_runtime_settings_do_not_retrain() -> None:
     before, after = _cfg(), _cfg(train={"threads": 4, "gpus": "none", "mem_mb": 1000})
-    assert plan.train_settings(before, "densenet201", "bce") == plan.train_settings(
-        after, "densenet201", "bce"
+    assert plan.train_settings(before, "densenet201", "bce", 42) == plan.train_settings(
+        after, "densenet201", "bce", 42
     )
-    assert plan.train_settings(before, "densenet201", "bce") != plan.train_settings(
-        _cfg(train={"epochs": 2}), "densenet201", "bce"
+    assert plan.train_settings(before, "densenet201", "bce", 42) != plan.train_settings(
+        _cfg(train={"epochs": 2}), "densenet201", "bce", 42
     )
 
 
-def test_a_missing_local_dataset_is_one_line(tmp_path: Path) -> None:
+def test_a_missing_local_dataset_plans_then_stops_before_the_first_job(tmp_path: Path) -> None:
+    cfg = plan.load(schema.check({"dataset": {"path": str(tmp_path / "nowhere")}}))  # the plan is made
+    assert "no dataset at" in plan.missing_data_note(cfg) and "kaggle" in plan.missing_data_note(cfg)
     with pytest.raises(ConfigError, match=r"dataset\.path does not exist") as info:
-        plan.load(schema.check({"dataset": {"path": str(tmp_path / "nowhere")}}))
+        plan.started(cfg)  # onstart: a real run stops here, before any job
     assert "\n" not in info.value.one_line()
 
 
-def test_a_one_class_dataset_is_one_line(tmp_path: Path) -> None:
+def _folders(root: Path, counts: dict[str, int]) -> Path:
     import numpy as np
 
     from leukoscope.data.synth import SubjectStyle, encode_bmp, render_cell
 
-    folder = tmp_path / "cells" / "all"
-    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    style = SubjectStyle.draw(rng)
-    for i in range(3):
-        (folder / f"{i}.bmp").write_bytes(encode_bmp(render_cell(rng, "all", style, size=48)))
-    with pytest.raises(DataError, match="only one class"):
-        plan.load(schema.check({"dataset": {"path": str(tmp_path / "cells")}}))
+    for label, n in counts.items():
+        folder = root / label
+        folder.mkdir(parents=True)
+        for i in range(n):
+            style = SubjectStyle.draw(rng)
+            (folder / f"{i}.bmp").write_bytes(encode_bmp(render_cell(rng, "all", style, size=32)))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("counts", "config", "message"),
+    [
+        ({"all": 3}, {"protocol": "cv"}, "only one class (all)"),
+        ({"blast": 4, "normal": 4}, {}, "protocol paper validates on the data's labelled preliminary test"),
+        ({"blast": 4, "normal": 4}, {"protocol": "heldout"}, "use protocol: cv"),
+        ({"blast": 4, "normal": 2}, {"protocol": "cv"}, "class 'normal' has 2 images (each its own subject)"),
+        ({"blast": 4, "normal": 4, "empty": 0}, {"protocol": "cv"}, "class folder 'empty' holds no images"),
+        (
+            {"Kelas 1": 4, "Kelas 2": 4},
+            {"protocol": "cv", "augment": {"target": {"hem": 5, "all": 5}}},
+            "augment.target names 'all', 'hem', not in the data",
+        ),
+        ({"a": 4, "b": 4}, {"protocol": "cv", "dataset": {"classes": ["a", "c"]}}, "names 'c'"),
+        ({"a": 4, "b": 4}, {"protocol": "cv", "dataset": {"positive_class": "x"}}, "positive_class 'x'"),
+    ],
+)
+def test_data_that_cannot_run_is_one_line_before_any_job(
+    tmp_path: Path, counts: dict[str, int], config: dict, message: str
+) -> None:
+    from leukoscope.errors import LeukoScopeError
+
+    root = _folders(tmp_path / "cells", counts)
+    config = config | {"dataset": {"path": str(root), **config.get("dataset", {})}}
+    with pytest.raises(LeukoScopeError) as info:
+        plan.load(schema.check(config))
+    assert message in info.value.one_line() and "\n" not in info.value.one_line()
+
+
+def test_targets_resolve_from_the_data(tmp_path: Path) -> None:
+    root = _folders(tmp_path / "cells", {"Kelas 1": 6, "Kelas 2": 3})
+    found = plan.preflight(_cfg(protocol="cv", dataset={"path": str(root)}))
+    assert found["classes"] == ["Kelas 1", "Kelas 2"] and found["target"] == {"Kelas 1": 6, "Kelas 2": 6}
+    found = plan.preflight(_cfg(protocol="cv", dataset={"path": str(root)}, augment={"total": 20}))
+    assert found["target"] == {"Kelas 1": 10, "Kelas 2": 10}
 
 
 def test_the_order_of_keys_in_the_config_is_not_a_change() -> None:
     a = _cfg(augment={"target": {"hem": 3, "all": 2}}, losses={"focal": {"gamma": 2.0, "alpha": 0.5}})
     b = _cfg(augment={"target": {"all": 2, "hem": 3}}, losses={"focal": {"alpha": 0.5, "gamma": 2.0}})
     assert repr(plan.augment_settings(a)) == repr(plan.augment_settings(b))  # Snakemake compares text
-    assert repr(plan.train_settings(a, "densenet201", "focal")) == repr(
-        plan.train_settings(b, "densenet201", "focal")
+    assert repr(plan.train_settings(a, "densenet201", "focal", 42)) == repr(
+        plan.train_settings(b, "densenet201", "focal", 42)
     )

@@ -450,9 +450,10 @@ RUN_KEYS: tuple[tuple[str, str], ...] = (
     *_same_keys("optim", "optim", OptimConfig),
 )
 # Workflow keys whose default is RunConfig's: RUN_KEYS, and the offline augmentation's, which starts
-# from the same defaults as the online one.
+# from the same defaults as the online one. Not preprocess.crop: the workflow resolves `auto` from the
+# data (the samples rule), while `leukoscope train` keeps the paper's `cell` unless told otherwise.
 SHARED_DEFAULTS: tuple[tuple[str, str], ...] = (
-    *RUN_KEYS,
+    *(pair for pair in RUN_KEYS if pair[0] != "preprocess.crop"),
     *((f"augment.{k}", f"augment.{k}") for k in ("hflip", "vflip", "rotation", "clahe_p")),
     ("augment.seed", "train.seed"),
 )
