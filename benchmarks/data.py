@@ -3,7 +3,7 @@
 `leukoscope.data.synth` draws 450x450 24-bit BMPs in C-NMC's layout (608,454 bytes each, like the real
 ones). From them the same engine functions the workflow's rules call build, per image size:
 
-- samples -> crop: the sample sheet (official folds, fold 2 validates), each split cropped to the cell
+- samples -> crop: the sample sheet (heldout: C-NMC folds, fold 2 validates), each split cropped to the cell
   and resized into one uint8 `.npy` (rules `samples`, `crop`);
 - augment: the training rows oversampled to the paper's 10,778 HEM + 9,272 ALL = 20,050 samples, the
   copies flipped / rotated / CLAHE-enhanced, in shards + a parquet index (rule `augment`);
@@ -76,7 +76,7 @@ def cnmc_dataset(settings: Settings) -> Path:
 def sample_sheet(settings: Settings) -> Any:
     from leukoscope.data.samples import build_sample_sheet
 
-    return build_sample_sheet(cnmc_dataset(settings), protocol="official", val_fold=2, seed=SEED)
+    return build_sample_sheet(cnmc_dataset(settings), protocol="heldout", val_fold=2, seed=SEED)
 
 
 def image_files(settings: Settings, n: int) -> list[str]:
@@ -165,7 +165,7 @@ def artifact(settings: Settings, size: int) -> Artifact:
         summary = {
             "class_names": sheet.class_names,
             "positive_class": sheet.positive_class,
-            "protocol": "official",
+            "protocol": "heldout",
         }
         (folder / "summary.json").write_text(json.dumps(summary))
         _write_files(folder / "files", shards, index, files)

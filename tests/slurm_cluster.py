@@ -39,9 +39,9 @@ GROUPS = (
     "train=model",
     "predict=model",
 )
-TRAIN_LOG = "results/logs/train/simplecnn/bce.log"
-MODEL = "results/models/simplecnn/bce/model.keras"
-STATE_ROOT = "results/.state/train/simplecnn/bce"
+TRAIN_LOG = "results/logs/train/simplecnn/bce/seed_42.log"
+MODEL = "results/models/simplecnn/bce/seed_42/model.keras"
+STATE_ROOT = "results/.state/train/simplecnn/bce/seed_42"
 # The whole chain in a few minutes: synthetic C-NMC, one simplecnn x bce job, 32 px, ten short epochs
 # (long enough to kill one mid-run), deterministic so an interrupted run can be compared bit for bit.
 TINY = {

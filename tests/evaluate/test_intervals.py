@@ -45,8 +45,10 @@ def test_resamples_whole_subjects_within_each_class() -> None:
          for _ in range(int(sampler.weights[b, s]))]
     )  # fmt: skip
     assert draws["weighted_f1"][b] == pytest.approx(f1_score(y[idx], pred[idx], average="weighted"))
-    assert np.quantile(draws["weighted_f1"], 0.025) < point["weighted_f1"] < np.quantile(
-        draws["weighted_f1"], 0.975
+    assert (
+        np.quantile(draws["weighted_f1"], 0.025)
+        < point["weighted_f1"]
+        < np.quantile(draws["weighted_f1"], 0.975)
     )
     again = SubjectResampler(y, names, n_boot=200, seed=3)
     assert (again.weights == sampler.weights).all()  # seeded

@@ -73,7 +73,7 @@ def test_the_tiny_chain_on_slurm_gpus_and_a_cancelled_training_job_resumed(
     assert again.returncode == 0 and "Nothing to be done" in _log_tail(workdir)  # every artifact is there
     results = workdir / "results"
     for name in ("model.keras", "model_card.json", "metrics.json", "history.csv", "curves.png"):
-        assert (results / "models/simplecnn/bce" / name).stat().st_size > 0
+        assert (results / "models/simplecnn/bce/seed_42" / name).stat().st_size > 0
     for table in ("table1", "table2", "table3"):
         assert (results / "tables" / f"{table}.csv").stat().st_size > 0
     assert sorted(p.name for p in (results / "figures").glob("*.png"))
@@ -81,7 +81,7 @@ def test_the_tiny_chain_on_slurm_gpus_and_a_cancelled_training_job_resumed(
     assert (results / "ensemble/isbi_submission.zip").stat().st_size > 0
     record = json.loads((workdir / "resources/download/dataset.json").read_text())
     assert record["source"] == "synthetic" and record["files"] > 0
-    assert len(pd.read_csv(results / "models/simplecnn/bce/history.csv")) == 10  # every epoch, once
+    assert len(pd.read_csv(results / "models/simplecnn/bce/seed_42/history.csv")) == 10  # every epoch, once
 
     jobs = job_records(workdir)
     assert [(_group(j), j["JobState"]) for j in jobs] == [

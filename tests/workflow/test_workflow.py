@@ -1,6 +1,7 @@
-"""The Snakemake workflow for real: `leukoscope demo` at a tiny scale (simplecnn, two losses), then what a
-finished run must satisfy (nothing left to do, one loss's change reruns only its chain, the report in a
-browser), the paper's config as a dry run, lint and snakefmt, and bad input refused in one line."""
+"""The Snakemake workflow for real: `leukoscope demo` at a tiny scale (simplecnn, two losses, the paper
+protocol), then what a finished run must satisfy (the paper's splits, intervals, nothing left to do, one
+loss's change reruns only its chain, the report in a browser), the paper's config as a dry run with and
+without data, lint and snakefmt, and bad input refused in one line."""
 
 from __future__ import annotations
 
@@ -95,24 +96,57 @@ def test_the_whole_chain_makes_tables_figures_ensemble_and_report(
     summary = json.loads((results / "samples" / "summary.json").read_text())
     predictions = pd.read_parquet(results / "models" / "simplecnn" / "bce" / "predictions.parquet")
     assert predictions.groupby("split").size().to_dict() == {
-        s: summary["parts"][s]["images"] for s in ("val", "test", "final")
+        s: summary["parts"][s]["images"] for s in ("val", "final")
     }
-    test = json.loads((results / "models" / "simplecnn" / "bce" / "eval" / "test.json").read_text())
-    assert test["n"] == summary["parts"]["test"]["images"] and 0 <= test["weighted_f1"] <= 1
+    seed = pd.read_parquet(results / "models" / "simplecnn" / "bce" / "seed_42" / "predictions.parquet")
+    assert np.allclose(seed["p_all"].fillna(0), predictions["p_all"].fillna(0))  # one seed: its own
+    val = json.loads((results / "models" / "simplecnn" / "bce" / "eval" / "val.json").read_text())
+    assert val["n"] == summary["parts"]["val"]["images"] and 0 <= val["weighted_f1"] <= 1
+    assert val["ci"]["weighted_f1"]["low"] <= val["weighted_f1"] <= val["ci"]["weighted_f1"]["high"]
+    assert (
+        val["bootstrap"]["resamples"] == 1000 and val["per_seed"]["42"]["weighted_f1"] == val["weighted_f1"]
+    )
     from leukoscope.experiments.ensemble import read_spec
 
     spec, _ = read_spec(results / "ensemble" / "ensemble.json")
     choice = json.loads((results / "ensemble" / "choice.json").read_text())
-    assert [Path(m).name for m in spec.members] == [choice["chosen"]["simplecnn"]]
+    assert [Path(m).parent.name for m in spec.members] == [choice["chosen"]["simplecnn"]]
     assert all((Path(m) / "model.keras").is_file() for m in spec.members)
     with zipfile.ZipFile(results / "ensemble" / "isbi_submission.zip") as zf:
         lines = zf.read("isbi_valid.predict").decode().split()
     assert len(lines) == summary["parts"]["final"]["images"] and set(lines) <= {"0", "1"}
     augmented = pd.read_parquet(results / "augment" / "index.parquet")
-    assert augmented["label"].value_counts().to_dict() == {"all": 32, "hem": 32}
+    assert set(augmented["label"]) == {"all", "hem"}
     assert not (results / ".state" / "train").exists() or not any(
         (results / ".state" / "train").rglob("*.keras")
     )
+    resolved = yaml.safe_load((results / "config.yaml").read_text())
+    assert resolved["protocol"] == "paper" and resolved["grid"]["backbones"] == ["simplecnn"]
+
+
+@pytest.mark.slow
+def test_the_paper_protocol_as_the_paper_ran_it(demo: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    """Training = the three folds' union, validation = the preliminary test, the final test predicted
+    and submitted; Table 1 with the paper's counts, Tables 2-3 with intervals."""
+    out, _ = demo
+    results = out / "results"
+    sheet = pd.read_parquet(results / "samples" / "samples.parquet")
+    train, val = sheet[sheet["part"] == "train"], sheet[sheet["part"] == "val"]
+    assert set(train["dataset_split"]) == {"fold_0", "fold_1", "fold_2"} and set(val["dataset_split"]) == {
+        "prelim"
+    }
+    card = json.loads((results / "models/simplecnn/bce/seed_42/model_card.json").read_text())
+    assert card["data_summary"]["val"]["images"] == len(val)  # early stopping watched the prelim set
+    t1 = pd.read_csv(results / "tables" / "table1.csv")
+    assert t1["paper total"].dropna().astype(int).tolist() == [10661, 1867, 2586, 20050]
+    assert t1["paper all"].dropna().astype(int).tolist() == [7272, 1219, 1761, 9272]
+    t2 = pd.read_csv(results / "tables" / "table2.csv")
+    assert t2["weighted F1 95% CI low"].notna().all() and t2["ALL F1 95% CI high"].notna().all()
+    assert t2["vs BCE (paired)"].notna().sum() == 1  # focal hinge against BCE
+    t3 = pd.read_csv(results / "tables" / "table3.csv")
+    assert t3["paper"].tolist()[:4] == [84.25, 82.73, 95.89, 88.82] and t3["95% CI low"].notna().all()
+    text = (results / "tables" / "table3.md").read_text()
+    assert "optimistic" in text and "heldout" in text
 
 
 @pytest.mark.slow
@@ -120,7 +154,7 @@ def test_training_jobs_got_their_own_gpus(demo: tuple[Path, subprocess.Completed
     out, _ = demo
     seen = []
     for loss in ("bce", "focal_hinge"):
-        text = (out / "results" / "logs" / "train" / "simplecnn" / f"{loss}.log").read_text()
+        text = (out / "results" / "logs" / "train" / "simplecnn" / loss / "seed_42.log").read_text()
         seen.append(re.search(r"\(GPU (\d)\)", text).group(1))
     assert sorted(seen) == ["0", "1"]  # admitted together (gpu=2 available), each locked its own id
 
@@ -144,8 +178,10 @@ def test_touching_one_losss_config_reruns_only_its_chain(
     assert dry.returncode == 0, dry.stderr[-2000:]
     counts = job_counts(dry.stdout)
     assert counts["train"] == 1 and counts["predict"] == 1 and counts["evaluate"] == 2, counts
-    assert "models/simplecnn/focal_hinge/model.keras" in dry.stdout
-    assert "models/simplecnn/bce/model.keras" not in dry.stdout.split("rule train")[-1].split("\n\n")[0]
+    assert "models/simplecnn/focal_hinge/seed_42/model.keras" in dry.stdout
+    assert (
+        "models/simplecnn/bce/seed_42/model.keras" not in dry.stdout.split("rule train")[-1].split("\n\n")[0]
+    )
     assert {"download", "samples", "crop", "augment", "stats"}.isdisjoint(counts)
 
 
@@ -183,41 +219,41 @@ def test_a_job_that_fails_leaves_nothing_taken_as_done(tmp_path: Path) -> None:
                 path.write_bytes(b"\x89PNG\r\n\x1a\n broken")  # listed as hem, unreadable
             else:
                 cv2.imwrite(str(path), render_cell(rng, label, SubjectStyle.draw(rng), size=40))
-    (tmp_path / "c.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "dataset": {"path": str(tmp_path / "cells")},
-                "grid": {"backbones": ["simplecnn"], "losses": ["bce"]},
-                "train": {"image_size": 16, "weights": "none", "epochs": 1},
-                "augment": {"shards": 1},
-            }
-        )
+    config = {
+        "dataset": {"path": str(tmp_path / "cells")},
+        "protocol": "cv",
+        "grid": {"backbones": ["simplecnn"], "losses": ["bce"]},
+        "train": {"image_size": 16, "weights": "none", "epochs": 1},
+        "augment": {"shards": 1},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+
+    def workflow() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(LEUKOSCOPE), "workflow", "--configfile", str(tmp_path / "c.yaml"), "--directory",
+             str(tmp_path / "w"), "--cores", "2"],
+            capture_output=True, text=True, env=ENV, timeout=300,
+        )  # fmt: skip
+
+    run = workflow()  # unreadable images stop the first rule that decodes them, listed
+    assert run.returncode == 2
+    line = run.stderr.strip().splitlines()[-1]
+    assert "samples: 6 unreadable image(s): 0.png, 1.png" in line and "skip_unreadable" in line, line
+    assert not (tmp_path / "w" / "results" / "samples").exists() or not any(
+        (tmp_path / "w" / "results" / "samples").iterdir()
     )
-    run = subprocess.run(
-        [
-            str(LEUKOSCOPE),
-            "workflow",
-            "--configfile",
-            str(tmp_path / "c.yaml"),
-            "--directory",
-            str(tmp_path / "w"),
-            "--cores",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-    )
+    config["dataset"]["skip_unreadable"] = True  # left out: then hem has no training image at all
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = workflow()
     assert run.returncode == 2
     line = run.stderr.strip().splitlines()[-1]
     assert "augment: class 'hem' has no readable training images" in line, run.stderr[-2000:]
-    assert not (tmp_path / "w" / "results" / "augment" / "index.parquet").exists()
-    assert not list((tmp_path / "w" / "results" / "augment").glob("shard_*.npy"))
+    augment = tmp_path / "w" / "results" / "cv" / "fold_0" / "augment"
+    assert not (augment / "index.parquet").exists() and not list(augment.glob("shard_*.npy"))
     dry = snakemake(
         "--directory", str(tmp_path / "w"), "--configfile", str(tmp_path / "c.yaml"), "-n", cwd=tmp_path
     )
-    assert job_counts(dry.stdout).get("augment") == 1 and "samples" not in job_counts(dry.stdout)
+    assert job_counts(dry.stdout).get("augment") == 3 and "samples" not in job_counts(dry.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -229,30 +265,55 @@ def small_cnmc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize(("protocol", "trains"), [("official", 10), ("cv", 30)])
-def test_the_papers_config_as_a_dry_run(small_cnmc: Path, tmp_path: Path, protocol: str, trains: int) -> None:
+@pytest.mark.parametrize(
+    ("protocol", "trains", "crops", "evaluates"),
+    [("paper", 10, 3, 11), ("heldout", 10, 4, 11), ("cv", 30, 1, 33)],
+)
+def test_the_papers_config_as_a_dry_run(
+    small_cnmc: Path, tmp_path: Path, protocol: str, trains: int, crops: int, evaluates: int
+) -> None:
     overlay = tmp_path / "here.yaml"
     overlay.write_text(yaml.safe_dump({"dataset": {"path": str(small_cnmc)}, "protocol": protocol}))
-    dry = snakemake(
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(REPO / "config.yaml"),
-        str(overlay),
-        "-n",
-        cwd=tmp_path,
-    )
+    dry = snakemake("--directory", str(tmp_path), "--configfile", str(overlay), "-n", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = job_counts(dry.stdout)
     assert counts["train"] == trains and counts["predict"] == trains and counts["weights"] == 2
-    assert counts["crop"] == (4 if protocol == "official" else 2)  # cv predicts no final test
-    assert counts["ensemble"] == trains // 10
-    if protocol == "official":
-        assert counts["evaluate"] == 11 and counts["tables"] == counts["figures"] == 1
+    assert counts["crop"] == crops and counts["evaluate"] == evaluates
+    assert counts["ensemble"] == trains // 10 and counts["resolved_config"] == 1
+    if protocol != "cv":
+        assert counts["tables"] == counts["figures"] == counts["submission"] == 1
         assert "gpu=" in dry.stdout and "mem_mb=16000" in dry.stdout
     else:
-        assert counts["cv_summary"] == 1
+        assert counts["cv_summary"] == 1 and "submission" not in counts
     assert not (tmp_path / "results").exists()
+
+
+def test_a_dry_run_before_the_data_shows_the_plan_then_where_the_data_go(tmp_path: Path) -> None:
+    dry = snakemake("--directory", str(tmp_path), "-n", cwd=tmp_path)  # config.yaml alone, no dataset
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = job_counts(dry.stdout)
+    assert counts["train"] == 10 and counts["tables"] == 1 and counts["download"] == 1
+    last = (dry.stdout + dry.stderr).strip().splitlines()[-1]
+    assert last.startswith("note: no dataset at") and "resources/C-NMC_Leukemia" in last and "kaggle" in last
+    real = snakemake("--directory", str(tmp_path), "--cores", "1", cwd=tmp_path)
+    assert real.returncode != 0 and "dataset.path does not exist" in real.stdout + real.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_config_yaml_is_the_base_from_any_directory(small_cnmc: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"dataset": {"path": str(small_cnmc)}, "train": {"epochs": 3}}))
+    resolved = []
+    for cwd, workdir in ((REPO, tmp_path / "a"), (tmp_path, tmp_path / "b")):
+        run = snakemake(
+            "--directory", str(workdir), "--configfile", str(mine), "--cores", "1", "results/config.yaml",
+            cwd=cwd,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr[-2000:]
+        resolved.append(yaml.safe_load((workdir / "results" / "config.yaml").read_text()))
+    assert resolved[0] == resolved[1]
+    assert resolved[0]["train"]["epochs"] == 3 and resolved[0]["protocol"] == "paper"  # the base's
+    assert resolved[0]["losses"]["focal_hinge"] == {"gamma": 2.0, "on": "sigmoid"}
 
 
 def test_lint_and_snakefmt_are_clean() -> None:
@@ -280,7 +341,8 @@ def test_lint_and_snakefmt_are_clean() -> None:
     [
         ({"train": {"epochs": 0}}, "train.epochs: 0 is less than the minimum of 1"),
         ({"dataset": {"path": "nowhere"}}, "dataset.path does not exist"),
-        ({"dataset": {"path": "../cells"}}, "the dataset has only one class (all)"),
+        ({"dataset": {"path": "../cells"}, "protocol": "cv"}, "the dataset has only one class (all)"),
+        ({"dataset": {"path": "../cells"}}, "protocol paper validates on the data's labelled"),
     ],
 )
 def test_bad_input_is_one_line_before_any_job(tmp_path: Path, config: dict, message: str) -> None:
@@ -306,6 +368,8 @@ def test_bad_input_is_one_line_before_any_job(tmp_path: Path, config: dict, mess
     assert run.returncode == 2, run.stdout + run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in run.stderr
-    direct = snakemake("--directory", str(tmp_path / "w"), "--configfile", "c.yaml", "-n", cwd=tmp_path)
+    direct = snakemake(
+        "--directory", str(tmp_path / "w"), "--configfile", "c.yaml", "--cores", "1", cwd=tmp_path
+    )
     assert direct.returncode != 0 and message in direct.stdout + direct.stderr
     assert not (tmp_path / "w" / "results").exists()

@@ -104,7 +104,9 @@ def train_inputs(wildcards):
 
 
 def predict_inputs(wildcards):
-    model = P.model_dir(wildcards.scope, wildcards.backbone, wildcards.loss, wildcards.seed)
+    model = P.model_dir(
+        wildcards.scope, wildcards.backbone, wildcards.loss, wildcards.seed
+    )
     inputs = {"model": f"{model}/model.keras", "card": f"{model}/model_card.json"}
     for part in P.predict_parts(CFG):
         inputs[f"{part}_images"] = P.CROP.format(part=part)

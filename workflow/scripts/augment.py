@@ -23,7 +23,9 @@ def main(smk: Any) -> None:
     index = pd.read_parquet(smk.input.crop_index)
     train = readable_training_rows(scope_rows(index, "train", smk.params.fold), classes, smk.input.crop_index)
     counts = np.bincount(train["y"].to_numpy(np.int64), minlength=len(classes))
-    target, why = resolve_target(a["target"], classes, counts.tolist(), protocol=a["protocol"], total=a["total"])
+    target, why = resolve_target(
+        a["target"], classes, counts.tolist(), protocol=a["protocol"], total=a["total"]
+    )
     plan = augmentation_plan(
         train["y"].to_numpy(np.int64), classes, target, a["seed"], a["keep_originals"], a["enabled"]
     )

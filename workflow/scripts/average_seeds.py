@@ -15,7 +15,9 @@ def main(smk: Any) -> None:
     averaged = mean_probabilities(tables, class_names_of(tables[0]))
     with atomic_path(smk.output.predictions) as tmp:
         averaged.to_parquet(tmp, index=False)
-    print(f"{smk.wildcards.backbone}/{smk.wildcards.loss}: mean of {len(tables)} seed(s), {len(averaged)} rows")
+    print(
+        f"{smk.wildcards.backbone}/{smk.wildcards.loss}: mean of {len(tables)} seed(s), {len(averaged)} rows"
+    )
 
 
 run(snakemake, main)  # noqa: F821

@@ -22,7 +22,8 @@ def main(smk: Any) -> None:
     with atomic_path(smk.output.index) as tmp:
         index.to_parquet(tmp, index=False)
     bad = int((~index["ok"]).sum())
-    print(f"crop {smk.wildcards.part}: {len(index)} images at {cfg.image_size} px ({cfg.crop}), {bad} unreadable")
+    part = smk.wildcards.part
+    print(f"crop {part}: {len(index)} images at {cfg.image_size} px ({cfg.crop}), {bad} unreadable")
 
 
 run(snakemake, main)  # noqa: F821

@@ -57,7 +57,8 @@ def main(smk: Any) -> None:
             "candidates": candidates,
         },
     )
-    print(f"ensemble of {', '.join(members)} ({len(folders)} models): validation weighted F1 {val.get('weighted_f1')}")
+    f1 = val.get("weighted_f1")
+    print(f"ensemble of {', '.join(members)} ({len(folders)} models): validation weighted F1 {f1}")
 
 
 run(snakemake, main)  # noqa: F821

@@ -6,11 +6,11 @@ from leukoscope.workflow.script import run
 
 
 def main(smk: Any) -> None:
+    from pathlib import Path
+
     import yaml
 
     from leukoscope._io import write_text
-
-    from pathlib import Path
 
     base = Path(smk.params.base).resolve()
     overrides = [f for f in smk.params.files if Path(f).resolve() != base]

@@ -37,13 +37,19 @@ def main(smk: Any) -> None:
     report = check_dataset(path, verify_checksums=bool(s["verify"]), workers=smk.threads)
     write_json(smk.output.check, report.to_dict())  # kept even when the run stops here: it lists the files
     unreadable = {p["path"] for p in report.problems if p["kind"] == "unreadable"}
-    sheet.frame, notes = drop_unreadable(sheet.frame, unreadable, bool(s["skip_unreadable"]), smk.output.check)
+    sheet.frame, notes = drop_unreadable(
+        sheet.frame, unreadable, bool(s["skip_unreadable"]), smk.output.check
+    )
     resolved = resolve_stage_settings(sheet, dict(smk.params.augment), s["crop"], s["black_threshold"])
     with atomic_path(smk.output.sheet) as tmp:
         sheet.frame.to_parquet(tmp, index=False)
-    summary = sheet.summary() | resolved | {
-        "data_check": {"problems": report.problem_counts(), "usable": report.usable},
-    }
+    summary = (
+        sheet.summary()
+        | resolved
+        | {
+            "data_check": {"problems": report.problem_counts(), "usable": report.usable},
+        }
+    )
     summary["notes"] = [*summary["notes"], *notes]
     write_json(smk.output.summary, summary)
     counts = {k: v["images"] for k, v in summary["parts"].items()}
@@ -68,7 +74,7 @@ def drop_unreadable(frame: Any, unreadable: set[str], skip: bool, report: str) -
             hint="fix or remove them, or set dataset.skip_unreadable: true to leave them out",
         )
     kept = frame[~bad].copy()
-    for part, rows in kept.groupby("part"):
+    for _part, rows in kept.groupby("part"):
         kept.loc[rows.index, "row"] = range(len(rows))
     return kept.reset_index(drop=True), [f"{int(bad.sum())} unreadable image(s) left out ({shown}{more})"]
 

@@ -53,7 +53,8 @@ def main(smk: Any) -> None:
         f"{len(inputs.train)} samples, {len(inputs.val)} val ({where})"
     )
     if counts_from is not None:
-        print(f"{cfg.loss.name}: class counts of the {counts_from} training set {cfg.loss.params['class_counts']}")
+        counts = cfg.loss.params["class_counts"]
+        print(f"{cfg.loss.name}: class counts of the {counts_from} training set {counts}")
     fit_inputs(inputs, cfg, out)
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     print(

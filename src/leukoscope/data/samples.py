@@ -279,7 +279,9 @@ def build_sample_sheet(
     sheet = SampleSheet(frame, class_names, positive, protocol, folds, layout, root, notes, dropped)
     for name in ("train", "val") if protocol != "cv" else ("pool",):
         if not len(sheet.part(name)):
-            raise DataError(f"the {name} split is empty", path=path, hint="check dataset.classes and val_fold")
+            raise DataError(
+                f"the {name} split is empty", path=path, hint="check dataset.classes and val_fold"
+            )
     return sheet
 
 

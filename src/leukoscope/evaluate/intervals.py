@@ -93,7 +93,9 @@ class SubjectResampler:
         """(point estimates, {metric: (n_boot,) resampled values}) of one model's decisions."""
         flat = self.subject_confusion(pred, n_classes)
         point = metrics_from_confusion(flat.sum(axis=0).reshape(n_classes, n_classes), positive_index)
-        draws = metrics_from_confusion((self.weights @ flat).reshape(-1, n_classes, n_classes), positive_index)
+        draws = metrics_from_confusion(
+            (self.weights @ flat).reshape(-1, n_classes, n_classes), positive_index
+        )
         return {k: float(v) for k, v in point.items()}, draws
 
 

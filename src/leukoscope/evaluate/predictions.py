@@ -186,7 +186,11 @@ def paired_differences(
     out = {}
     for name, table in tables.items():
         rows = scored_rows(table, split, class_names)
-        if name == reference or len(rows) != len(ref) or not (rows["path"].to_numpy() == ref["path"].to_numpy()).all():
+        if (
+            name == reference
+            or len(rows) != len(ref)
+            or not (rows["path"].to_numpy() == ref["path"].to_numpy()).all()
+        ):
             continue
         pred = decisions(rows, class_names, threshold, positive_class)
         out[name] = paired_difference(resampler, pred, ref_pred, len(class_names), positive, metric)

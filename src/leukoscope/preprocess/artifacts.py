@@ -72,7 +72,9 @@ def crop_images(rows: pd.DataFrame, cfg: PreprocessConfig, out: str | Path, work
 
     write_npy(out, (len(paths), size, size, 3), fill)
     keep = [
-        c for c in ("path", "label", "y", "subject", "subject_known", "dataset_split", "fold", "inner") if c in rows
+        c
+        for c in ("path", "label", "y", "subject", "subject_known", "dataset_split", "fold", "inner")
+        if c in rows
     ]
     return rows[keep].assign(row=np.arange(len(rows)), ok=ok, error=errors)
 
@@ -197,7 +199,11 @@ def resolve_stage_settings(
         target, why = dict(zip(sheet.class_names, counts, strict=True)), "augment.enabled false: as cropped"
     return {
         "preprocess": {"crop": crop, "reason": reason},
-        "augment": {"target": target, "reason": why, "training_images": dict(zip(sheet.class_names, counts, strict=True))},
+        "augment": {
+            "target": target,
+            "reason": why,
+            "training_images": dict(zip(sheet.class_names, counts, strict=True)),
+        },
     }
 
 

@@ -85,8 +85,10 @@ def resolve_target(
         unknown = sorted(set(target) - set(names))
         missing = [c for c in names if c not in target]
         if unknown or missing:
-            wrong = f"names {', '.join(map(repr, unknown))}, not in the data" if unknown else (
-                f"lacks {', '.join(map(repr, missing))}"
+            wrong = (
+                f"names {', '.join(map(repr, unknown))}, not in the data"
+                if unknown
+                else (f"lacks {', '.join(map(repr, missing))}")
             )
             raise ConfigError(
                 f"augment.target {wrong}",

@@ -83,7 +83,12 @@ def border_black_share(rgb: np.ndarray, black_threshold: int = 15) -> float:
     h, w = rgb.shape[:2]
     m = max(2, round(0.05 * min(h, w)))
     frame = np.concatenate(
-        [rgb[:m].reshape(-1, 3), rgb[-m:].reshape(-1, 3), rgb[:, :m].reshape(-1, 3), rgb[:, -m:].reshape(-1, 3)]
+        [
+            rgb[:m].reshape(-1, 3),
+            rgb[-m:].reshape(-1, 3),
+            rgb[:, :m].reshape(-1, 3),
+            rgb[:, -m:].reshape(-1, 3),
+        ]
     )
     return float((frame.max(axis=1) <= int(black_threshold)).mean())
 
@@ -95,7 +100,10 @@ def choose_crop(images: list[np.ndarray], black_threshold: int = 15) -> tuple[st
     shares = [border_black_share(rgb, black_threshold) for rgb in images]
     median = float(np.median(shares))
     if median >= BLACK_BORDER_SHARE:
-        return "cell", f"cells on black (median {median:.0%} of the image border is black): the tight cell crop"
+        return (
+            "cell",
+            f"cells on black (median {median:.0%} of the image border is black): the tight cell crop",
+        )
     return "center", (
         f"cells on a background (median {median:.0%} of the image border is black): the centre square"
     )

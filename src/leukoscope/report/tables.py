@@ -122,8 +122,9 @@ def table2(
         pos_low, pos_high = _ci(record, "positive_f1")
         diff = differences.get(model)
         row: dict[str, Any] = {
-            "backbone": paper.BACKBONE_LABELS.get(b, b) if b else
-            " + ".join(paper.BACKBONE_LABELS.get(x, x) for x in backbones),  # fmt: skip
+            "backbone": paper.BACKBONE_LABELS.get(b, b)
+            if b
+            else " + ".join(paper.BACKBONE_LABELS.get(x, x) for x in backbones),
             "loss": paper.LOSS_LABELS.get(loss, loss) if b else "ensemble (best loss per backbone)",
             "ours weighted F1": _score(record, "weighted_f1"),
             "weighted F1 95% CI low": low,
@@ -218,8 +219,11 @@ def interpretation_notes(losses: Mapping[str, Mapping[str, Any]], protocol: str)
     counts = losses.get("weighted_bce", {}).get("counts", "original")
     notes.append(
         f"Weighted BCE: W_i = N / (c n_i) from the {counts} training set's class counts"
-        + (" (before oversampling; the augmented 10,778 / 9,272 would give 0.93 / 1.08, nearly plain BCE)"
-           if counts == "original" else "")  # fmt: skip
+        + (
+            " (before oversampling; the augmented 10,778 / 9,272 would give 0.93 / 1.08, nearly plain BCE)"
+            if counts == "original"
+            else ""
+        )
         + "; `losses: {weighted_bce: {counts: "
         + ("augmented" if counts == "original" else "original")
         + "}}` is the other reading."

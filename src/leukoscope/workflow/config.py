@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 from leukoscope.config import (
     AugmentConfig,
-    CropMode,
     DataConfig,
     ModelConfig,
     NormalizeMode,
@@ -151,7 +150,9 @@ class AugmentSection:
         "{class: count} mapping naming every class",
         paper=True,
     )
-    total: int | None = opt(None, "balance / auto without the paper's counts: this many samples in all", minimum=2)
+    total: int | None = opt(
+        None, "balance / auto without the paper's counts: this many samples in all", minimum=2
+    )
     keep_originals: bool = opt(
         True, "each image's first copy is kept as it is; only extra copies are augmented"
     )
