@@ -129,12 +129,36 @@ def test_graph_cam_matches_an_eager_computation(model_dir: Path) -> None:
             score = sign * logits[0, 0]
         grads = tape.gradient(score, features)[0].numpy()
         manual = np.maximum((features[0].numpy() * grads.mean(axis=(0, 1))).sum(axis=-1), 0)
-        heat, chosen = explainer._cam(
+        heat, chosen, _ = explainer._cam(
             image, np.int32(card.class_names.index(target)), np.float32(1), np.float32(0.5)
         )
         assert card.class_names[int(chosen)] == target
         expected = manual / max(manual.max(), 1e-12)
         np.testing.assert_allclose(heat.numpy(), expected, atol=1e-4)
+
+
+def test_explain_crops_on_stored_crops(model_dir: Path) -> None:
+    """On preprocessed crops: the crop-sized map of `explain`, the class and probabilities `predict` gives."""
+    from leukoscope.errors import ModelError
+    from leukoscope.infer.predictor import KerasPredictor, predicted_labels, preprocess_rgb
+
+    model, card = load_model(model_dir)
+    explainer = GradCamExplainer(model, card)
+    rgbs = [cell_image(i) for i in range(5)]
+    crops = np.stack([preprocess_rgb(rgb, card) for rgb in rgbs])
+    done = explainer.explain_crops(crops)
+    size = card.preprocess.image_size
+    assert done.cams.shape == (5, size, size) and done.cams.min() >= 0 and done.cams.max() <= 1
+    probs = KerasPredictor(model, card, model_id="x", precision="fp32").predict_arrays(crops)
+    np.testing.assert_allclose(done.probs, probs, atol=1e-5)
+    assert [card.class_names[i] for i in done.explained] == predicted_labels(probs, card)
+    for rgb, cam in zip(rgbs, done.cams, strict=True):  # mapped back, it is the original's heatmap
+        np.testing.assert_allclose(
+            cam_to_original(cam, rgb, card.preprocess), explainer.explain(rgb).cam, atol=1e-5
+        )
+    assert explainer.explain_crops(crops[:0]).cams.shape == (0, size, size)
+    with pytest.raises(ModelError, match="the model takes"):
+        explainer.explain_crops(crops[:, :-1])
 
 
 def test_explain_refuses_exports_and_ensembles(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ classifier is one flat functional model, so the feature map and the logits are t
 `keras.Model` over the same layers and weights.
 
 The heatmap is computed on the preprocessed crop the model saw, then mapped back through the crop and
-padding so the overlay lines up with the original image, at the original's size.
+padding so the overlay lines up with the original image, at the original's size. `explain_crops` stops
+at the crop: the workflow's report explains the cropped images it already stored, without the originals.
 """
 
 from __future__ import annotations
@@ -136,7 +137,12 @@ class GradCamExplainer:
             weights = tf.reduce_mean(grads, axis=(0, 1))
             heat = tf.nn.relu(tf.reduce_sum(tf.cast(features[0], tf.float32) * weights, axis=-1))
             heat = heat / tf.maximum(tf.reduce_max(heat), 1e-12)
-            return heat, chosen
+            if two:  # (C,) probabilities in class_names order, as `predict` gives them
+                p = tf.sigmoid(logits[0, 0] / temperature)
+                probs = tf.stack([1 - p, p] if card.positive_index == 1 else [p, 1 - p])
+            else:
+                probs = tf.nn.softmax(logits[0] / temperature)
+            return heat, chosen, probs
 
         self._cam = tf.function(
             cam,
@@ -155,14 +161,41 @@ class GradCamExplainer:
         pre = self.card.preprocess
         image = preprocess_image(rgb, pre)
         index = -1 if target is None else self.card.class_names.index(target)
-        heat, chosen = self._cam(
+        cam, chosen, _ = self._crop_cam(image, index)
+        full = cam_to_original(cam, rgb, pre)
+        return Explanation(self.card.class_names[chosen], full, overlay_heatmap(rgb, full))
+
+    def _crop_cam(self, image: np.ndarray, index: int) -> tuple[np.ndarray, int, np.ndarray]:
+        """(S, S) map in [0, 1] on the crop, the explained class index, the model's probabilities."""
+        heat, chosen, probs = self._cam(
             image, np.int32(index), np.float32(self.card.temperature), np.float32(self.card.threshold)
         )
-        cam = cv2.resize(
-            np.nan_to_num(heat.numpy()), (pre.image_size, pre.image_size), interpolation=cv2.INTER_LINEAR
+        size = self.card.preprocess.image_size
+        cam = cv2.resize(np.nan_to_num(heat.numpy()), (size, size), interpolation=cv2.INTER_LINEAR)
+        return np.clip(cam, 0.0, 1.0), int(chosen), probs.numpy().astype(np.float64)
+
+    def explain_crops(self, images: np.ndarray) -> CropExplanations:
+        """Heatmaps of each model's own predicted class on already-preprocessed (N, S, S, 3) uint8 crops."""
+        size = self.card.preprocess.image_size
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (size, size, 3):
+            raise ModelError(
+                f"crops of {images.dtype} {images.shape[1:]}: the model takes {size} x {size} x 3 uint8",
+                hint="crop with the model's preprocess.image_size",
+            )
+        done = [self._crop_cam(image, -1) for image in images]
+        return CropExplanations(
+            cams=np.stack([d[0] for d in done]) if done else np.zeros((0, size, size), np.float32),
+            explained=np.asarray([d[1] for d in done], np.int64),
+            probs=np.stack([d[2] for d in done]) if done else np.zeros((0, self.card.num_classes)),
         )
-        full = cam_to_original(np.clip(cam, 0.0, 1.0), rgb, pre)
-        return Explanation(self.card.class_names[int(chosen)], full, overlay_heatmap(rgb, full))
+
+
+@dataclass
+class CropExplanations:
+    cams: np.ndarray  # (N, S, S) float32 in [0, 1], on the crops
+    explained: np.ndarray  # (N,) index of the class each map explains (the model's prediction)
+    probs: np.ndarray  # (N, C) the model's probabilities in class_names order
 
 
 def output_name(path: Path, taken: set[str]) -> str:

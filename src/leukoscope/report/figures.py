@@ -14,12 +14,21 @@ import pandas as pd
 from leukoscope._io import atomic_path
 from leukoscope.train.curves import PANELS, curves_frame
 
+DPI = 110
+
 
 def _figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tuple[Any, Any]:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     return fig, fig.subplots(rows, cols, squeeze=False)
+
+
+def wrap(title: str, width: float, fontsize: float = 10.0) -> str:
+    """Break a title into lines that fit `width` inches (matplotlib clips, it does not wrap)."""
+    import textwrap
+
+    return textwrap.fill(title, max(20, int(width * 72 / (0.58 * fontsize))))
 
 
 def _save(fig: Any, path: str | Path) -> Path:
@@ -61,26 +70,50 @@ def training_curves(histories: Mapping[str, pd.DataFrame], path: str | Path, tit
     return _save(fig, path)
 
 
-def f1_heatmap(frame: pd.DataFrame, path: str | Path, title: str) -> Path:
-    """Weighted F1 (%) as a loss x backbone grid, annotated; `frame`: rows losses, columns backbones."""
+def heatmap_labels(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Cell text: ours, and below it the paper's value where it publishes one ("88.50\n(paper 90.70)")."""
+    labels = pd.DataFrame("", index=ours.index, columns=ours.columns, dtype=object)
+    for r in ours.index:
+        for c in ours.columns:
+            value = ours.at[r, c]
+            text = "n/a" if pd.isna(value) else f"{float(value):.2f}"
+            published = None if paper is None or c not in paper or r not in paper.index else paper.at[r, c]
+            if published is not None and not pd.isna(published):
+                text += f"\n(paper {float(published):.2f})"
+            labels.at[r, c] = text
+    return labels
+
+
+def f1_heatmap(frame: pd.DataFrame, path: str | Path, title: str, paper: pd.DataFrame | None = None) -> Path:
+    """Weighted F1 (%) as a loss x backbone grid; `frame`: rows losses, columns backbones.
+
+    `paper` (same labels) puts the published value under ours in each cell; the colour is ours only, so
+    the two are read side by side rather than blended into one scale.
+    """
     import seaborn as sns
 
-    fig, axes = _figure(2.6 + 1.8 * frame.shape[1], 1.2 + 0.55 * frame.shape[0])
+    width = 2.6 + 1.9 * frame.shape[1]
+    fig, axes = _figure(width, 1.4 + 0.75 * frame.shape[0])
+    ax = axes[0, 0]
     data = frame.astype(float)
+    labels = heatmap_labels(data, paper)
     low = float(np.nanmin(data.to_numpy())) if data.notna().any().any() else 0.0
     sns.heatmap(
         data,
-        annot=True,
-        fmt=".2f",
+        annot=labels.to_numpy(),
+        fmt="",
+        annot_kws={"fontsize": 8},
         cmap="viridis",
         vmin=low,
-        cbar_kws={"label": "weighted F1 (%)"},
-        ax=axes[0, 0],
+        cbar_kws={"label": "weighted F1 (%), ours"},
+        ax=ax,
         mask=data.isna(),
     )
-    axes[0, 0].set_title(title)
-    axes[0, 0].set_xlabel("")
-    axes[0, 0].set_ylabel("")
+    for i, j in zip(*np.nonzero(data.isna().to_numpy()), strict=True):  # seaborn skips masked cells
+        ax.text(j + 0.5, i + 0.5, labels.iat[i, j], ha="center", va="center", fontsize=8, color="grey")
+    ax.set_title(wrap(title, width - 1.6))
+    ax.set_xlabel("")
+    ax.set_ylabel("")
     return _save(fig, path)
 
 
