@@ -216,7 +216,7 @@ def test_a_job_that_fails_leaves_nothing_taken_as_done(tmp_path: Path) -> None:
         for i in range(6):
             path = folder / f"{i}.png"
             if label == "hem":
-                path.write_bytes(b"\x89PNG\r\n\x1a\n broken")  # listed as hem, unreadable
+                path.write_bytes(b"\x89PNG\r\n\x1a\n broken %d" % i)  # listed as hem, unreadable
             else:
                 cv2.imwrite(str(path), render_cell(rng, label, SubjectStyle.draw(rng), size=40))
     config = {

@@ -165,6 +165,17 @@ def model_predictions():
     }
 
 
+def scored_crops():
+    """The crop files of the split the report is on (paper: val; heldout: test), for Grad-CAM."""
+    split = CFG.scored_split
+    return {
+        split: {
+            "index": P.CROP_INDEX.format(part=split),
+            "images": P.CROP.format(part=split),
+        }
+    }
+
+
 def figure_inputs():
     return {
         "scores": paper_scores(),

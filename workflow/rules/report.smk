@@ -4,6 +4,7 @@
 localrules:
     tables,
     figures,
+    subjects,
     cv_summary,
 
 
@@ -71,6 +72,73 @@ rule figures:
         losses=list(CFG.grid.losses),
     script:
         "../scripts/figures.py"
+
+
+rule subjects:
+    """Accuracy and errors per subject (patient) of the ensemble and its members, worst first."""
+    input:
+        ensemble=P.PREDICTIONS.format(scope="", model="ensemble"),
+        choice=P.ENSEMBLE_CHOICE.format(scope=""),
+        summary=P.SAMPLES_SUMMARY,
+        members=nested_files(model_predictions()),
+    output:
+        csv=report(
+            P.SUBJECTS_TABLE.format(ext="csv"),
+            caption="../report/subjects.rst",
+            category="Tables",
+            labels={"table": "per subject"},
+        ),
+        md=P.SUBJECTS_TABLE.format(ext="md"),
+    log:
+        log_file("subjects"),
+    conda:
+        ENV
+    params:
+        predictions={m: f for m, f in model_predictions().items() if m != "ensemble"},
+        threshold=CFG.evaluate.threshold,
+        split=CFG.scored_split,
+    script:
+        "../scripts/subjects.py"
+
+
+rule gradcam:
+    """Grad-CAM panels of the ensemble's members on right and wrong cells of the scored split."""
+    input:
+        ensemble=P.PREDICTIONS.format(scope="", model="ensemble"),
+        choice=P.ENSEMBLE_CHOICE.format(scope=""),
+        summary=P.SAMPLES_SUMMARY,
+        models=[
+            P.model_file("model.keras", "", b, l, CFG.grid.seeds[0]) for b, l in MODELS
+        ],
+        crops=nested_files(scored_crops()),
+    output:
+        **{
+            f"gradcam_{b}": report(
+                P.GRADCAM.format(backbone=b),
+                caption="../report/gradcam.rst",
+                category="Figures",
+                labels={"figure": f"Grad-CAM {b}"},
+            )
+            for b in BACKBONES
+        },
+    log:
+        log_file("gradcam"),
+    conda:
+        ENV
+    threads: TRAIN_THREADS
+    resources:
+        gpu=GPU_PER_JOB,
+        mem_mb=CFG.train.mem_mb,
+    params:
+        model_dirs={
+            f"{b}/{l}": P.model_dir("", b, l, CFG.grid.seeds[0]) for b, l in MODELS
+        },
+        crops=scored_crops(),
+        threshold=CFG.evaluate.threshold,
+        split=CFG.scored_split,
+        gpu_locks=P.GPU_LOCKS,
+    script:
+        "../scripts/gradcam.py"
 
 
 rule cv_summary:

@@ -39,10 +39,11 @@ def main(smk: Any) -> None:
     from leukoscope.experiments import paper
     from leukoscope.report import gradcam as G
     from leukoscope.report.subjects import scored_split
-    from leukoscope.report.tables import SPLIT_NAMES
+    from leukoscope.report.tables import split_name
 
     choice = json.loads(Path(smk.input.choice).read_text(encoding="utf-8"))
-    positive = json.loads(Path(smk.input.summary).read_text(encoding="utf-8")).get("positive_class")
+    summary = json.loads(Path(smk.input.summary).read_text(encoding="utf-8"))
+    positive = summary.get("positive_class")
     ensemble = pd.read_parquet(smk.input.ensemble)
     classes = class_names_of(ensemble)
     split = scored_split(ensemble, getattr(smk.params, "split", "auto"))
@@ -52,14 +53,13 @@ def main(smk: Any) -> None:
     images = G.crops_of(
         pd.read_parquet(crop["index"]), np.load(crop["images"], mmap_mode="r"), cells["path"].tolist()
     )
-    where = SPLIT_NAMES.get(split, split)
+    where = split_name(summary["protocol"], split)
     counts = cells["outcome"].value_counts().to_dict()
     for member in choice["members"]:
         backbone, loss = member.split("/", 1)
         name = f"{paper.BACKBONE_LABELS.get(backbone, backbone)} ({paper.LOSS_LABELS.get(loss, loss)})"
         title = (
-            f"Grad-CAM, {name}, {where} split: up to {per_class} cells per class "
-            "the ensemble called right / wrong"
+            f"Grad-CAM, {name}, {where}: up to {per_class} cells per class the ensemble called right / wrong"
         )
         out = smk.output[f"gradcam_{backbone}"]
         done = G.gradcam_panel(

@@ -84,7 +84,15 @@ def grouped_holdout(table: pd.DataFrame, fraction: float, seed: int) -> tuple[np
             path=table.attrs.get("root"),
             hint="pass a validation set (data.val) or add subjects",
         )
-    k = min(n_groups, max(2, round(1.0 / fraction)))
+    smallest = int(table["label"].value_counts().min())  # stratifying needs k <= every class's size
+    k = max(2, min(n_groups, round(1.0 / fraction), smallest))
+    if smallest < 2:
+        raise DataError(
+            f"cannot hold out validation subjects: class {table['label'].value_counts().idxmin()!r} has "
+            "only one image here",
+            path=table.attrs.get("root"),
+            hint="add images of that class (or use fewer cv folds)",
+        )
     folds = list(_sgkf(k, seed).split(np.zeros(len(table)), table["label"], groups=table["subject"]))
     n_classes = table["label"].nunique()
     for train_idx, val_idx in folds:

@@ -40,6 +40,8 @@ STATE = "results/.state/{scope}train/{backbone}/{loss}/seed_{seed}"
 RESOLVED_CONFIG = "results/config.yaml"
 GPU_LOCKS = "results/.state/gpu-locks"
 TABLES = ("table1", "table2", "table3")
+SUBJECTS_TABLE = "results/tables/subjects.{ext}"
+GRADCAM = "results/figures/gradcam_{backbone}.png"
 TABLE = "results/tables/{table}.{ext}"
 FIGURES = "results/figures"
 CV_SUMMARY = "results/cv/summary.json"
@@ -300,4 +302,15 @@ def targets(cfg: WorkflowConfig) -> list[str]:
     common = [DATA_CHECK, RESOLVED_CONFIG]
     if cfg.protocol == "cv":
         return [CV_SUMMARY, CV_TABLE.format(ext="csv"), CV_TABLE.format(ext="md"), CV_FIGURE, *common]
-    return [*table_files(), *figure_files(cfg).values(), ENSEMBLE.format(scope=""), SUBMISSION, *common]
+    report = [
+        *(SUBJECTS_TABLE.format(ext=e) for e in ("csv", "md")),
+        *(GRADCAM.format(backbone=b) for b in dict.fromkeys(b for b, _ in models(cfg))),
+    ]
+    return [
+        *table_files(),
+        *figure_files(cfg).values(),
+        *report,
+        ENSEMBLE.format(scope=""),
+        SUBMISSION,
+        *common,
+    ]
