@@ -261,7 +261,7 @@ def small_cnmc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from leukoscope.data.synth import write_cnmc_synth
 
     root = tmp_path_factory.mktemp("cnmc") / "C-NMC_Leukemia"
-    write_cnmc_synth(root, subjects=6, cells_per_subject=2, size=40, prelim=4, final=2)
+    write_cnmc_synth(root, subjects=9, cells_per_subject=2, size=40, prelim=4, final=2)
     return root
 
 
