@@ -51,7 +51,7 @@ def job_counts(output: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """`leukoscope demo` (the installed executable) with simplecnn; two fake GPUs to share out."""
+    """`leukoscope demo` (the installed executable) with simplecnn, two losses, two seeds; two fake GPUs."""
     out = tmp_path_factory.mktemp("wf") / "demo"
     env = {**ENV, "CUDA_VISIBLE_DEVICES": "0,1"}
     run = subprocess.run(
@@ -64,6 +64,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Com
             "simplecnn",
             "--losses",
             "bce,focal_hinge",
+            "--seeds",
+            "42,7",
             "--cores",
             "2",
         ],
@@ -98,19 +100,25 @@ def test_the_whole_chain_makes_tables_figures_ensemble_and_report(
     assert predictions.groupby("split").size().to_dict() == {
         s: summary["parts"][s]["images"] for s in ("val", "final")
     }
-    seed = pd.read_parquet(results / "models" / "simplecnn" / "bce" / "seed_42" / "predictions.parquet")
-    assert np.allclose(seed["p_all"].fillna(0), predictions["p_all"].fillna(0))  # one seed: its own
+    seeds = [
+        pd.read_parquet(results / "models" / "simplecnn" / "bce" / f"seed_{s}" / "predictions.parquet")
+        for s in (42, 7)
+    ]  # the backbone x loss's probabilities: the mean of its seeds'
+    mean = (seeds[0]["p_all"].fillna(0) + seeds[1]["p_all"].fillna(0)) / 2
+    assert np.allclose(mean, predictions["p_all"].fillna(0))
     val = json.loads((results / "models" / "simplecnn" / "bce" / "eval" / "val.json").read_text())
     assert val["n"] == summary["parts"]["val"]["images"] and 0 <= val["weighted_f1"] <= 1
     assert val["ci"]["weighted_f1"]["low"] <= val["weighted_f1"] <= val["ci"]["weighted_f1"]["high"]
-    assert (
-        val["bootstrap"]["resamples"] == 1000 and val["per_seed"]["42"]["weighted_f1"] == val["weighted_f1"]
-    )
+    assert val["bootstrap"]["resamples"] == 1000 and set(val["per_seed"]) == {"42", "7"}
     from leukoscope.experiments.ensemble import read_spec
 
     spec, _ = read_spec(results / "ensemble" / "ensemble.json")
     choice = json.loads((results / "ensemble" / "choice.json").read_text())
-    assert [Path(m).parent.name for m in spec.members] == [choice["chosen"]["simplecnn"]]
+    chosen = choice["chosen"]["simplecnn"]  # on the seed-mean validation score; every seed averaged
+    assert sorted(Path(m).name for m in spec.members) == ["seed_42", "seed_7"]
+    assert {Path(m).parent.name for m in spec.members} == {chosen}
+    t2 = pd.read_csv(results / "tables" / "table2.csv")
+    assert t2["seeds mean"].notna().sum() == 2 and t2["seeds std"].notna().sum() == 2
     assert all((Path(m) / "model.keras").is_file() for m in spec.members)
     with zipfile.ZipFile(results / "ensemble" / "isbi_submission.zip") as zf:
         lines = zf.read("isbi_valid.predict").decode().split()
@@ -121,7 +129,9 @@ def test_the_whole_chain_makes_tables_figures_ensemble_and_report(
         (results / ".state" / "train").rglob("*.keras")
     )
     resolved = yaml.safe_load((results / "config.yaml").read_text())
-    assert resolved["protocol"] == "paper" and resolved["grid"]["backbones"] == ["simplecnn"]
+    assert resolved["protocol"] == "paper" and resolved["grid"]["seeds"] == [42, 7]
+    subjects = pd.read_csv(results / "tables" / "subjects.csv")
+    assert len(subjects) > 0 and (results / "figures" / "gradcam_simplecnn.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
@@ -154,9 +164,10 @@ def test_training_jobs_got_their_own_gpus(demo: tuple[Path, subprocess.Completed
     out, _ = demo
     seen = []
     for loss in ("bce", "focal_hinge"):
-        text = (out / "results" / "logs" / "train" / "simplecnn" / loss / "seed_42.log").read_text()
-        seen.append(re.search(r"\(GPU (\d)\)", text).group(1))
-    assert sorted(seen) == ["0", "1"]  # admitted together (gpu=2 available), each locked its own id
+        for seed in (42, 7):
+            text = (out / "results" / "logs" / "train" / "simplecnn" / loss / f"seed_{seed}.log").read_text()
+            seen.append(re.search(r"\(GPU (\d)\)", text).group(1))
+    assert sorted(set(seen)) == ["0", "1"]  # admitted two at a time (gpu=2), each locked its own id
 
 
 @pytest.mark.slow
@@ -177,7 +188,7 @@ def test_touching_one_losss_config_reruns_only_its_chain(
     dry = snakemake("--directory", str(out), "--configfile", str(out / "touched.yaml"), "-n", cwd=out)
     assert dry.returncode == 0, dry.stderr[-2000:]
     counts = job_counts(dry.stdout)
-    assert counts["train"] == 1 and counts["predict"] == 1 and counts["evaluate"] == 2, counts
+    assert counts["train"] == 2 and counts["predict"] == 2 and counts["evaluate"] == 2, counts
     assert "models/simplecnn/focal_hinge/seed_42/model.keras" in dry.stdout
     assert (
         "models/simplecnn/bce/seed_42/model.keras" not in dry.stdout.split("rule train")[-1].split("\n\n")[0]

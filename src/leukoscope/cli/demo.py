@@ -18,6 +18,7 @@ from typing import Any
 import typer
 
 from leukoscope.cli._common import console
+from leukoscope.errors import ConfigError
 
 DEMO_CONFIG: dict[str, Any] = {
     "dataset": {
@@ -61,6 +62,9 @@ def demo(
         None, "--backbones", help="Comma-separated (default: the paper's two)."
     ),
     losses: str | None = typer.Option(None, "--losses", help="Comma-separated (default: all five)."),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Comma-separated training seeds (default: one); each model once per seed."
+    ),
 ) -> None:
     """Run the whole workflow on synthetic data on this CPU; print Table 2 and where the report is."""
     import copy
@@ -75,6 +79,11 @@ def demo(
         config["grid"]["backbones"] = [b.strip() for b in backbones.split(",") if b.strip()]
     if losses:
         config["grid"]["losses"] = [x.strip() for x in losses.split(",") if x.strip()]
+    if seeds:
+        try:
+            config["grid"]["seeds"] = [int(x) for x in seeds.split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"--seeds is {seeds!r}", hint="whole numbers, e.g. --seeds 1,2") from None
     configfile = runner.write_config(out / "config.yaml", config)
     console.rule("[bold]LeukoScope demo: the Snakemake workflow on synthetic C-NMC-like data")
     runner.preflight_file(configfile, out)
