@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from leukoscope.config import PreprocessConfig
+from leukoscope.errors import ConfigError
 from leukoscope.preprocess.crop import cell_box, crop_center, pad_to_square, resize_square
 from leukoscope.preprocess.pipeline import preprocess_image
 
@@ -106,3 +107,18 @@ def test_shrinking_uses_area_interpolation():
     assert np.abs(small.astype(int) - 127.5).max() <= 1  # area-averaged, not aliased to 0 / 255
     big = resize_square(img[:8, :8], 32)
     assert big.shape == (32, 32, 3)
+
+
+def test_crop_auto_follows_the_background():
+    from leukoscope.data.synth import SubjectStyle, render_cell
+    from leukoscope.preprocess.crop import border_black_share, choose_crop
+
+    rng = np.random.default_rng(0)
+    on_black = [render_cell(rng, "all", SubjectStyle.draw(rng), size=96) for _ in range(5)]
+    assert min(border_black_share(c) for c in on_black) > 0.9
+    assert choose_crop(on_black)[0] == "cell"
+    smear = [np.clip(c.astype(int) + 150, 0, 255).astype(np.uint8) for c in on_black]  # a pink background
+    mode, why = choose_crop(smear)
+    assert mode == "center" and "0% of the image border is black" in why
+    with pytest.raises(ConfigError, match="auto must be resolved"):
+        preprocess_image(on_black[0], PreprocessConfig(crop="auto"))

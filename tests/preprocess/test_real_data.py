@@ -25,3 +25,12 @@ def test_pbc_mini_through_the_cache(shared_data, tmp_path):
     box = cell_box(preprocess_image(first, PreprocessConfig(crop="none", image_size=64)))
     assert box is not None and box[2] * box[3] > 0.8 * 64 * 64
     assert np.array_equal(PreprocessCache(tmp_path).load(paths, cfg).array, cached.array)
+
+
+def test_crop_auto_chooses_the_centre_square_on_real_smears(shared_data):
+    from leukoscope.data.images import read_image
+    from leukoscope.preprocess.crop import choose_crop
+
+    paths = [p for d in sorted((shared_data / "pbc-mini").iterdir()) for p in sorted(d.glob("*.jpg"))[:3]]
+    mode, why = choose_crop([read_image(str(p)) for p in paths])
+    assert mode == "center" and "background" in why
