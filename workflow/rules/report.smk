@@ -13,6 +13,7 @@ rule tables:
         summary=P.SAMPLES_SUMMARY,
         augmented=P.AUGMENT_INDEX.format(scope=""),
         choice=P.ENSEMBLE_CHOICE.format(scope=""),
+        metrics=[P.model_file("metrics.json", "", b, l) for b, l in MODELS],
     output:
         **{
             f"{t}_csv": report(
@@ -24,6 +25,13 @@ rule tables:
             for t in P.TABLES
         },
         **{f"{t}_md": P.TABLE.format(table=t, ext="md") for t in P.TABLES},
+        timing_csv=report(
+            P.TABLE.format(table="timing", ext="csv"),
+            caption="../report/timing.rst",
+            category="Tables",
+            labels={"table": "timing"},
+        ),
+        timing_md=P.TABLE.format(table="timing", ext="md"),
     log:
         log_file("tables"),
     conda:
@@ -33,6 +41,7 @@ rule tables:
         backbones=BACKBONES,
         losses=list(CFG.grid.losses),
         select=CFG.ensemble.select,
+        metrics={f"{b}/{l}": P.model_file("metrics.json", "", b, l) for b, l in MODELS},
     script:
         "../scripts/tables.py"
 
