@@ -276,7 +276,9 @@ def projection_figures(res: dict[str, Any], dry: bool) -> list[Figure]:
                     "first_s": proc.get("first_step_s") or 0.0,
                     "label": label(proc),
                 },
-                None if pred is None else {"rate": pred["aggregate_images_per_s"]},
+                None
+                if not pred or not pred.get("aggregate_images_per_s")
+                else {"rate": pred["aggregate_images_per_s"]},
             )
     if dry:  # the dry run's tiny network stands in for every backbone of the grid
         backbones = [next(iter(best))] if best else []

@@ -280,3 +280,20 @@ def test_gpu_script_dry_run(tmp_path: Path) -> None:
     ten = next(f for f in doc["figures"] if f["name"].startswith("Table 2 grid on ten GPUs"))
     assert one["value"] > 0 and math.isclose(ten["ratio"], one["value"] / ten["value"], rel_tol=1e-9)
     assert "DRY RUN" in one["note"] and "dry run on the CPU" in (out / "README.md").read_text()
+    # bringing it home (gpu_import.py): refused as a dry run unless allowed; then results + tables
+    home = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_import.py"), str(out),
+                           "--results", str(tmp_path / "home"), "--readme", str(tmp_path / "R.md")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert home.returncode == 2 and "--dry-run result" in home.stderr
+    home = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_import.py"), str(out),
+                           "--results", str(tmp_path / "home"), "--readme", str(tmp_path / "R.md"),
+                           "--allow-dry-run"], capture_output=True, text=True)  # fmt: skip
+    assert home.returncode == 0, home.stderr
+    assert json.loads((tmp_path / "home" / "gpu.json").read_text())["result"] == res
+    assert "### gpu" in (tmp_path / "R.md").read_text()
+    assert "| 3 x simplecnn @32 sharing the GPU | float32 |" in home.stdout
+    raw = tmp_path / "w" / "runs" / "gpu" / "result.json"  # a run that stopped before its gpu.json
+    again = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_import.py"), str(raw), "--results",
+                            str(tmp_path / "raw"), "--readme", str(tmp_path / "raw.md"), "--allow-dry-run"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 0 and again.stdout.split("\n", 2)[2] == home.stdout.split("\n", 2)[2]

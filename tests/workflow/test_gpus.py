@@ -77,8 +77,13 @@ def test_no_gpus_hides_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_slurm_assigns_the_gpu_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLURM_JOB_ID", "7")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    for name in ("TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE", gpus.SLOTS_ENV):
+        monkeypatch.setenv(name, "")  # recorded, so that the test's own settings are undone after it
+        monkeypatch.delenv(name)
     assert gpus.claim_gpu(tmp_path, ["0", "1"]) == "3"
-    assert not list(tmp_path.iterdir())
+    assert not list(tmp_path.iterdir()) and "TF_FORCE_GPU_ALLOW_GROWTH" not in os.environ
+    monkeypatch.setenv(gpus.SLOTS_ENV, "2")  # a GPU shared through gres/shard: memory on demand
+    assert gpus.claim_gpu(tmp_path, []) == "3" and os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
 
 
 def test_training_threads() -> None:
@@ -120,8 +125,6 @@ def test_two_jobs_share_a_gpu_with_two_slots_and_a_third_waits(
 
 def test_slots_fill_every_gpu_before_sharing_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    for name in ("TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE", "CUDA_VISIBLE_DEVICES"):
-        monkeypatch.delenv(name, raising=False)
     holders = [_holder(tmp_path, "0,1", "2") for _ in range(2)]
     try:
         got = sorted(p.stdout.readline().split()[0] for p in holders if p.stdout is not None)

@@ -54,8 +54,9 @@ if MAIN and not LINTING:
     # Only where there are GPUs: a cluster's login node has none, and its jobs ask SLURM for theirs.
     if GPUS and _given is None:
         workflow.register_resource("gpu", _slots)
-else:
+else:  # a cluster job: its GPU is SLURM's; jobs_per_gpu > 1 still makes its memory grow on demand
     GPUS = GPU.shared_pool()
+    GPU.share_pool(GPUS, CFG.train.jobs_per_gpu)
 GPU_PER_JOB = 1 if GPUS else 0
 TRAIN_THREADS = GPU.train_threads(
     workflow.global_resources["_cores"].value,

@@ -116,13 +116,15 @@ def claim_gpu(
     A shared GPU (jobs_per_gpu > 1) also makes the job allocate GPU memory on demand. Waits (polling)
     while every slot is held, which only happens if more GPU jobs were admitted than there are slots.
     """
-    if os.environ.get("SLURM_JOB_ID"):  # the scheduler decides (CUDA_VISIBLE_DEVICES from --gpus)
+    slots = max(1, int(jobs_per_gpu if jobs_per_gpu is not None else os.environ.get(SLOTS_ENV) or 1))
+    if os.environ.get("SLURM_JOB_ID"):  # the scheduler decides (CUDA_VISIBLE_DEVICES from --gpus / --gres)
+        if slots > 1:  # a GPU shared through gres/shard or MPS
+            share_memory()
         return os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = pool if pool is not None else _pool_from_env()
     if not ids:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # CPU job: never touch a GPU another job holds
         return None
-    slots = max(1, int(jobs_per_gpu if jobs_per_gpu is not None else os.environ.get(SLOTS_ENV) or 1))
     lock_dir = Path(lock_dir)
     deadline = time.monotonic() + wait_s
     while True:
