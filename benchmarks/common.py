@@ -75,17 +75,25 @@ def _version(*dists: str) -> str | None:
 
 
 def gpu_names() -> list[str]:
-    """NVIDIA GPUs by name (nvidia-smi), without importing TensorFlow into the benchmark's own process."""
+    """NVIDIA GPUs by name (nvidia-smi, else the driver's /proc entries), without importing a framework."""
     import shutil
     import subprocess
 
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [m.group(1).strip() for m in re.finditer(r"^GPU \d+: ([^(]+)", out.stdout, re.M)]
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            out = None
+        if out is not None:
+            return [m.group(1).strip() for m in re.finditer(r"^GPU \d+: ([^(]+)", out.stdout, re.M)]
+    names = []
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        with contextlib.suppress(OSError):
+            match = re.search(r"^Model:\s*(.+)$", info.read_text(), re.M)
+            names += [match.group(1).strip()] if match else []
+    return names
 
 
 def machine_info() -> dict[str, Any]:
@@ -109,6 +117,8 @@ def machine_info() -> dict[str, Any]:
         "isa": isa,
         "memory_gib": mem_gib,
         "tensorflow": _version("tensorflow", "tensorflow-cpu"),
+        "jax": _version("jax"),
+        "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "keras": _version("keras"),
         "python": platform.python_version(),
         "os": platform.platform(),
@@ -275,6 +285,16 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _stack(m: dict[str, Any]) -> str:
+    """TensorFlow and Keras versions; the backend where Keras ran on another (JAX on a GPU machine)."""
+    backend = m.get("keras_backend") or "tensorflow"
+    if backend == "tensorflow":
+        return f"TensorFlow {m.get('tensorflow', '?')}, Keras {m.get('keras', '?')}"
+    other = f"JAX {m.get('jax', '?')}" if backend == "jax" else backend
+    tf = f"TensorFlow {m['tensorflow']} installed" if m.get("tensorflow") else "no TensorFlow"
+    return f"Keras {m.get('keras', '?')} on {other} ({tf})"
+
+
 def render_table(docs: list[dict[str, Any]]) -> str:
     """Markdown for all results: one section per benchmark, with its command, machine and date."""
     lines: list[str] = []
@@ -287,7 +307,7 @@ def render_table(docs: list[dict[str, Any]]) -> str:
         lines.append(
             f"`{doc.get('command', '')}` — {doc.get('date', '')} — {m.get('cpu', '?')}, "
             f"{m.get('cores', '?')} cores ({', '.join(m.get('isa', []))}), {m.get('memory_gib', '?')} GiB, "
-            f"TensorFlow {m.get('tensorflow', '?')}, Keras {m.get('keras', '?')}, GPU: {m.get('gpu', 'none')}"
+            f"{_stack(m)}, GPU: {m.get('gpu', 'none')}"
             + (f", {doc['seconds']:.0f} s" if isinstance(doc.get("seconds"), int | float) else "")
             + (" — **tiny run (sizes for tests only)**" if doc.get("tiny") else "")
             + (" — **dry run on the CPU (code paths only)**" if doc.get("dry_run") else "")

@@ -21,8 +21,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_gpu import spread  # noqa: E402
 from benchmarks.bench_workflow import trace_tree  # noqa: E402
+from benchmarks.gpu_figures import spread  # noqa: E402
 from benchmarks.procs import run_measured  # noqa: E402
 from benchmarks.run import ORDER  # noqa: E402
 
@@ -249,16 +249,51 @@ def test_workflow_share_and_noop_rerun(tiny_run: Path) -> None:
 
 @pytest.mark.slow
 def test_gpu_script_dry_run(tmp_path: Path) -> None:
+    """Every code path of benchmarks/gpu.sh on the CPU: five processes compile side by side, then each
+    item is measured alone (2 and 3 processes over one window), the input pipeline, the projections."""
     out = tmp_path / "results"
     cmd = [str(REPO / "benchmarks" / "gpu.sh"), "--dry-run", "--out", str(out), "--work", str(tmp_path / "w")]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    env = os.environ | {"PYTHON": sys.executable}
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     doc = json.loads((out / "gpu.json").read_text())
     assert doc["dry_run"] is True
+    res = doc["result"]
+    status = {r["name"]: r["status"] for r in res["items"]}
+    measured = ("b2_fp32", "b2_bf16", "share2", "share3", "dn_fp32", "b2_fp32_predict", "pipeline")
+    assert all(status[n] == "ok" for n in measured), res["items"]
+    share3 = next(r for r in res["items"] if r["name"] == "share3")
+    assert len(share3["jobs"]) == 3 and all(j["images_per_s"] > 0 for j in share3["jobs"].values())
+    assert math.isclose(
+        share3["aggregate_images_per_s"], sum(j["images_per_s"] for j in share3["jobs"].values())
+    )
+    procs = res["processes"]
+    assert procs["b2_bf16"]["policy"] == "mixed_bfloat16" and all(
+        p["first_step_s"] > 0 for p in procs.values()
+    )
     names = [f["name"] for f in doc["figures"]]
-    assert any("mixed_bfloat16 XLA on" in n for n in names), names
+    assert any("3 x simplecnn @32 float32 sharing one GPU" in n for n in names), names
+    assert any("mixed_bfloat16 train images/s" in n for n in names)
     assert any("input pipeline alone" in n for n in names) and any("data wait" in n for n in names)
-    one = next(f for f in doc["figures"] if f["name"].startswith("Table 2 grid on one GPU"))
+    assert any(n.startswith("input pipeline per job, projected") for n in names)
+    one = next(f for f in doc["figures"] if f["name"].startswith("Table 2 grid on one GPU (projected)"))
     ten = next(f for f in doc["figures"] if f["name"].startswith("Table 2 grid on ten GPUs"))
     assert one["value"] > 0 and math.isclose(ten["ratio"], one["value"] / ten["value"], rel_tol=1e-9)
     assert "DRY RUN" in one["note"] and "dry run on the CPU" in (out / "README.md").read_text()
+    # bringing it home (gpu_import.py): refused as a dry run unless allowed; then results + tables
+    home = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_import.py"), str(out),
+                           "--results", str(tmp_path / "home"), "--readme", str(tmp_path / "R.md")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert home.returncode == 2 and "--dry-run result" in home.stderr
+    home = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_import.py"), str(out),
+                           "--results", str(tmp_path / "home"), "--readme", str(tmp_path / "R.md"),
+                           "--allow-dry-run"], capture_output=True, text=True)  # fmt: skip
+    assert home.returncode == 0, home.stderr
+    assert json.loads((tmp_path / "home" / "gpu.json").read_text())["result"] == res
+    assert "### gpu" in (tmp_path / "R.md").read_text()
+    assert "| 3 x simplecnn @32 sharing the GPU | float32 |" in home.stdout
+    raw = tmp_path / "w" / "runs" / "gpu" / "result.json"  # a run that stopped before its gpu.json
+    again = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_import.py"), str(raw), "--results",
+                            str(tmp_path / "raw"), "--readme", str(tmp_path / "raw.md"), "--allow-dry-run"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 0 and again.stdout.split("\n", 2)[2] == home.stdout.split("\n", 2)[2]

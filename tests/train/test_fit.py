@@ -83,6 +83,9 @@ def test_metrics_json_matches_evaluate_on_val(run_dir: Path, cache_dir: Path) ->
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["split"] == "val" and metrics["n"] == 16 and metrics["epoch"] == 1
     assert 0.0 <= metrics["weighted_f1"] <= 1.0
+    timing = metrics["timing"]  # where the job's time went: the first (tracing) step, then steady steps
+    assert timing["first_step_s"] > 0 and timing["epochs_timed"] == 1 and timing["policy"] == "float32"
+    assert timing["steady_steps"] >= 1 and timing["steady_images_per_s"] > 0 and timing["fit_s"] > 0
     result = run_cli("evaluate", str(run_dir), "--split", "val", "--json", "--cache-dir", str(cache_dir))
     assert result.returncode == 0, result.stderr[-2000:]
     evaluated = json.loads(result.stdout)

@@ -93,6 +93,11 @@ def test_the_whole_chain_makes_tables_figures_ensemble_and_report(
     assert str(results / "report.html") in run.stderr
     for name in ("table1", "table2", "table3"):
         assert pd.read_csv(results / "tables" / f"{name}.csv").shape[0] > 0
+    timing = pd.read_csv(results / "tables" / "timing.csv")  # where each training job's time went
+    assert sorted(timing["loss"]) == ["bce", "focal_hinge"] and (timing["first step (s)"] > 0).all()
+    assert (timing["steady images/s"] > 0).all() and "Training time per job" in (
+        results / "tables" / "timing.md"
+    ).read_text()
     for figure in ("curves_simplecnn", "f1_heatmap", "confusion_matrices", "roc"):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 1000
     summary = json.loads((results / "samples" / "summary.json").read_text())

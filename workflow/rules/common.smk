@@ -53,22 +53,30 @@ if MAIN and not LINTING:
 
     release_stale_locks()
 
-# GPUs: cap the `gpu` resource at the GPUs this machine has (unless --resources gpu=N says otherwise)
-# and hand the pool to the jobs, which lock one id each (leukoscope.workflow.gpus).
+# GPUs: cap the `gpu` resource at GPUs x train.jobs_per_gpu slots (--resources gpu=N may lower it; more
+# than exists is one line) and hand the pool to the jobs, which lock one slot each (leukoscope.workflow.gpus).
 if MAIN and not LINTING:
-    GPUS = GPU.visible_gpus(CFG.train.gpus)
-    GPU.share_pool(GPUS)
+    _given = workflow.global_resources.get("gpu")
+    try:
+        GPUS, _slots = GPU.gpu_pool(
+            CFG.train.gpus, CFG.train.jobs_per_gpu, getattr(_given, "value", _given)
+        )
+    except LeukoScopeError as exc:
+        raise WorkflowError(exc.one_line()) from None
+    GPU.share_pool(GPUS, CFG.train.jobs_per_gpu)
     # Only where there are GPUs: a cluster's login node has none, and its jobs ask SLURM for theirs.
-    if GPUS and "gpu" not in workflow.global_resources:
-        workflow.register_resource("gpu", len(GPUS))
-else:
+    if GPUS and _given is None:
+        workflow.register_resource("gpu", _slots)
+else:  # a cluster job: its GPU is SLURM's; jobs_per_gpu > 1 still makes its memory grow on demand
     GPUS = GPU.shared_pool()
+    GPU.share_pool(GPUS, CFG.train.jobs_per_gpu)
 GPU_PER_JOB = 1 if GPUS else 0
 TRAIN_THREADS = GPU.train_threads(
     workflow.global_resources["_cores"].value,
     GPUS,
     CFG.train.threads,
     CFG.train.cpu_jobs,
+    CFG.train.jobs_per_gpu,
 )
 
 

@@ -15,6 +15,11 @@ rule tables:
         summary=P.SAMPLES_SUMMARY,
         augmented=P.AUGMENT_INDEX.format(scope=""),
         choice=P.ENSEMBLE_CHOICE.format(scope=""),
+        metrics=[
+            P.model_file("metrics.json", "", b, l, s)
+            for b, l in MODELS
+            for s in CFG.grid.seeds
+        ],
     output:
         **{
             f"{t}_csv": report(
@@ -26,6 +31,13 @@ rule tables:
             for t in P.TABLES
         },
         **{f"{t}_md": P.TABLE.format(table=t, ext="md") for t in P.TABLES},
+        timing_csv=report(
+            P.TABLE.format(table="timing", ext="csv"),
+            caption="../report/timing.rst",
+            category="Tables",
+            labels={"table": "timing"},
+        ),
+        timing_md=P.TABLE.format(table="timing", ext="md"),
     log:
         log_file("tables"),
     conda:
@@ -41,6 +53,11 @@ rule tables:
         threshold=CFG.evaluate.threshold,
         bootstrap=CFG.evaluate.bootstrap,
         bootstrap_seed=CFG.evaluate.bootstrap_seed,
+        metrics={
+            f"{b}/{l}/seed_{s}": P.model_file("metrics.json", "", b, l, s)
+            for b, l in MODELS
+            for s in CFG.grid.seeds
+        },
     script:
         "../scripts/tables.py"
 

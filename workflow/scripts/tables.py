@@ -2,7 +2,7 @@
 
 Table 2 is on the chain's scored split (paper: the preliminary test, which also validated; heldout: the
 preliminary test, untouched), with each loss's paired weighted-F1 difference from BCE; Table 3 is the
-ensemble on the preliminary test.
+ensemble on the preliminary test. Beside them, where each training job's time went (timing).
 """
 
 import json
@@ -68,6 +68,15 @@ def main(smk: Any) -> None:
         "and 95.89); the paper's column is on its validation set, the preliminary test.",
         *[n for n in interpretations if n.startswith("Protocol paper")],
     ])  # fmt: skip
+    from leukoscope.report.timing import timing_notes, timing_table
+
+    T.write_table(
+        timing_table(dict(p.metrics)),
+        out.timing_csv,
+        out.timing_md,
+        "Training time per job: first step (trace / compile) and steady images/s",
+        timing_notes(),
+    )
     print(T.markdown(t2, title2, []))
 
 

@@ -61,6 +61,14 @@ def main(smk: Any) -> None:
         f"best epoch {metrics.get('epoch')}: "
         f"validation weighted F1 {metrics.get('weighted_f1', float('nan')):.4f}"
     )
+    timing = metrics.get("timing")
+    if timing:  # where the job's time went (also in the report's timing table)
+        steady = timing.get("steady_images_per_s")
+        print(
+            f"timing: first step (trace / compile) {timing['first_step_s']:.1f} s, steady "
+            f"{'n/a' if steady is None else f'{steady:.1f}'} images/s over {timing['epochs_timed']} "
+            f"epoch(s), fit {timing['fit_s']:.0f} s"
+        )
 
 
 run(snakemake, main)  # noqa: F821

@@ -8,7 +8,9 @@
   `state.json` (next epoch, best score and epoch, early-stopping patience used). Keras' BackupAndRestore
   was measured here restarting the interrupted epoch with a wrong step count; restarting at an epoch
   boundary with the input stream of `train.input` reproduces an uninterrupted run bit for bit.
-- `Throughput`: training images per second, per epoch, into the logs.
+- `Throughput`: training images per second, per epoch, into the logs; and where a job's time went:
+  its first step (graph tracing / XLA compile: minutes for DenseNet201 on a GPU) apart from its steady
+  images per second, for `metrics.json` and the report's timing table.
 """
 
 from __future__ import annotations
@@ -132,7 +134,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Training images per second over each epoch (the validation pass excluded)."""
+    """Training images per second over each epoch (the validation pass excluded), and the job's timing.
+
+    The first step of a `fit` call traces (and with XLA compiles) the train function, so it is timed on
+    its own (`first_step_s`, its data wait included) and left out of `steady_images_per_s`, which counts
+    every later training step of the call (validation passes and epoch-end callbacks excluded).
+    """
 
     def __init__(self, batch_size: int) -> None:
         super().__init__()
@@ -140,14 +147,71 @@ class Throughput(keras.callbacks.Callback):
         self._start = 0.0
         self._steps = 0
         self._train_seconds = 0.0
+        self._fit_start = 0.0
+        self._batch_start = 0.0
+        self._steady_from = 0.0
+        self._steady_steps = 0
+        self._steady_span = 0.0
+        self.first_step_s: float | None = None
+        self.steady_steps = 0
+        self.steady_seconds = 0.0
+        self.epochs_timed = 0
+        self.fit_s = 0.0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._fit_start = time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._start, self._steps = time.perf_counter(), 0
+        self._start, self._steps, self._train_seconds = time.perf_counter(), 0, 0.0
+        self._steady_from, self._steady_steps, self._steady_span = self._start, 0, 0.0
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._batch_start = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.perf_counter()
         self._steps += 1
-        self._train_seconds = time.perf_counter() - self._start
+        self._train_seconds = now - self._start
+        if self.first_step_s is None:
+            self.first_step_s = now - self._batch_start
+            self._steady_from = now  # steady time starts after the first step (its data wait included)
+            log.info(
+                "first training step (tracing / compiling the train function): %.1f s", self.first_step_s
+            )
+        else:
+            self._steady_steps += 1
+            self._steady_span = now - self._steady_from  # input waits between steps included
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epochs_timed += 1
+        self.steady_steps += self._steady_steps
+        self.steady_seconds += self._steady_span
         if logs is not None and self._train_seconds > 0:
             logs["images_per_s"] = self._steps * self.batch_size / self._train_seconds
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.fit_s = time.perf_counter() - self._fit_start
+        timing = self.timing()
+        if timing is not None:
+            log.info(
+                "timing: first step %.1f s, then %s images/s over %d epoch(s); fit %.0f s",
+                timing["first_step_s"],
+                "n/a" if timing["steady_images_per_s"] is None else f"{timing['steady_images_per_s']:.1f}",
+                timing["epochs_timed"],
+                timing["fit_s"],
+            )
+
+    def timing(self) -> dict[str, Any] | None:
+        """For metrics.json: None when this process trained no step (a finished state was resumed)."""
+        if self.first_step_s is None:
+            return None
+        steady = (
+            self.steady_steps * self.batch_size / self.steady_seconds if self.steady_seconds > 0 else None
+        )
+        return {
+            "first_step_s": round(self.first_step_s, 3),
+            "steady_images_per_s": None if steady is None else round(steady, 2),
+            "steady_steps": self.steady_steps,
+            "epochs_timed": self.epochs_timed,
+            "fit_s": round(self.fit_s, 2),
+        }

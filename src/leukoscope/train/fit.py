@@ -2,8 +2,9 @@
 
 A model folder is written only when training has finished, each file atomically: `model.keras` (the
 best epoch by validation weighted F1, never test; float32, no optimizer state), `model_card.json`,
-`metrics.json` (validation metrics of that epoch), `history.csv` (one row per epoch), `curves.png`,
-`config.yaml` (resolved), `logs/tensorboard/`. While it runs, everything lives in a state folder outside
+`metrics.json` (validation metrics of that epoch; `timing`: the first step's trace / compile time and
+the steady images/s), `history.csv` (one row per epoch), `curves.png`, `config.yaml` (resolved),
+`logs/tensorboard/`. While it runs, everything lives in a state folder outside
 the outputs (`<out>.state/<name>-<hash>/`, or `train.state_dir`), keyed by a hash of the configuration
 and the data: a restarted job resumes from its last complete epoch and says so; a changed configuration
 gets a new key and starts afresh.
@@ -155,6 +156,9 @@ def finish(job: Any, history: pd.DataFrame, state: Any, out: Path) -> None:
         "stopped_early": bool(state.stopped_early),
         **{k.removeprefix("val_"): float(v) for k, v in row.items() if k.startswith("val_")},
     }
+    timing = job.timing()
+    if timing is not None:  # where the time went (this process only: a resumed job counts its own part)
+        metrics["timing"] = timing
     card = ModelCard(
         backbone=cfg.model.backbone.lower(),
         class_names=list(inputs.class_names),

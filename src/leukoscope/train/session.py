@@ -180,8 +180,9 @@ class TrainingJob:
         import keras
 
         t = self.cfg.train
+        self.throughput = Throughput(t.batch_size)
         callbacks: list[Any] = [
-            Throughput(t.batch_size),
+            self.throughput,
             keras.callbacks.CSVLogger(str(self.state_dir / HISTORY), append=True),
             keras.callbacks.TensorBoard(str(self.state_dir / "tensorboard"), profile_batch=0),
         ]
@@ -191,6 +192,14 @@ class TrainingJob:
             )
         callbacks.append(EpochCheckpoint(self.state_dir, state, t.patience))  # last: after the CSV row
         return callbacks
+
+    def timing(self) -> dict[str, Any] | None:
+        """This process's first step (trace / compile) and steady images/s, for metrics.json."""
+        throughput = getattr(self, "throughput", None)
+        timing = throughput.timing() if throughput is not None else None
+        if timing is not None:
+            timing |= {"device": self.placement.description, "policy": self.policy}
+        return timing
 
     def trim_history(self, next_epoch: int) -> None:
         """Rows of epochs redone after a restart (logged, then killed before their state was saved)."""

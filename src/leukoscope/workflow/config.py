@@ -200,6 +200,9 @@ class TrainSection:
     threads: int | None = opt(None, "CPU threads per training job (null: auto)", minimum=1)
     cpu_jobs: int = opt(2, "CPU-only machines: training jobs that share the cores", minimum=1)
     gpus: str = opt("auto", "auto (CUDA_VISIBLE_DEVICES / nvidia-smi), none, or ids like 0,1")
+    jobs_per_gpu: int = opt(
+        1, "training / predict jobs sharing one GPU (2-3 pay on a large GPU at batch 32)", minimum=1
+    )
     devices: str = opt(
         _TRAIN.devices,
         "one job's devices: auto (all the GPUs it was given; MirroredStrategy when > 1), cpu, cpu:N",
