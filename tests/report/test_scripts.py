@@ -80,7 +80,9 @@ def results(tmp_path: Path) -> dict[str, Path]:
     member.to_parquet(files["member"])
     choice = {"select": "weighted_f1", "split": "val", "chosen": {"simplecnn": "focal"}}
     files["choice"].write_text(json.dumps(choice | {"members": ["simplecnn/focal"]}))
-    files["summary"].write_text(json.dumps({"positive_class": "all", "class_names": ["all", "hem"]}))
+    files["summary"].write_text(
+        json.dumps({"positive_class": "all", "class_names": ["all", "hem"], "protocol": "heldout"})
+    )
     np.save(files["images"], crops[::-1])  # stored in another order than the table: joined by path
     index = pd.DataFrame({"path": member["path"], "row": np.arange(12)[::-1], "ok": True, "label": labels})
     index.to_parquet(files["index"])
@@ -102,7 +104,7 @@ def test_subjects_script(results: dict[str, Path], tmp_path: Path, monkeypatch: 
     frame = pd.read_csv(out["csv"])
     assert sorted(frame["subject"]) == ["s0", "s1", "s2"] and frame["images"].sum() == 12
     assert "simplecnn/focal errors" in frame and "simplecnn/bce errors" not in frame
-    assert out["md"].read_text().startswith("## Accuracy per subject on the preliminary test split")
+    assert out["md"].read_text().startswith("## Accuracy per subject on the preliminary test, worst first")
 
 
 def test_gradcam_script(results: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

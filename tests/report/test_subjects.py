@@ -49,7 +49,7 @@ def _member(table: pd.DataFrame, flip: set[str]) -> pd.DataFrame:
 def test_per_subject_counts_order_and_heading(tmp_path: Path) -> None:
     ensemble = _table()
     members = {"densenet201/focal": _member(ensemble, {"s1_3.bmp", "s2_0.bmp"}), "effnet/bce": ensemble}
-    frame, title, notes = subject_table(ensemble, members, "test", 0.5, "all")
+    frame, title, notes = subject_table(ensemble, members, "test", 0.5, "all", "preliminary test")
     assert frame["subject"].tolist() == ["s2", "s5", "s3", "s4", "s1"]  # worst first, ties: more errors
     assert frame["class"].tolist() == ["hem", "hem", "all", "hem", "all"]
     assert frame["images"].tolist() == [3, 4, 2, 2, 4]
@@ -65,13 +65,13 @@ def test_per_subject_counts_order_and_heading(tmp_path: Path) -> None:
     assert "all when P(all) >= 0.5" in notes[1]
     write_table(frame, tmp_path / "s.csv", tmp_path / "s.md", title, notes)
     text = (tmp_path / "s.md").read_text()
-    assert text.startswith("## Accuracy per subject on the preliminary test split")
+    assert text.startswith("## Accuracy per subject on the preliminary test, worst first")
     assert pd.read_csv(tmp_path / "s.csv")["subject"].tolist() == ["s2", "s5", "s3", "s4", "s1"]
 
 
 def test_without_subject_ids_images_are_grouped_by_class() -> None:
     ensemble = _table(known=False)
-    frame, title, notes = subject_table(ensemble, {}, "test", 0.5, "all")
+    frame, title, notes = subject_table(ensemble, {}, "test", 0.5, "all", "preliminary test")
     assert frame["subject"].tolist() == ["no subject ID (hem)", "no subject ID (all)"]
     assert frame["images"].tolist() == [9, 6] and frame["ensemble errors"].tolist() == [5, 2]
     assert frame["ensemble vote"].isna().all()
@@ -81,7 +81,7 @@ def test_without_subject_ids_images_are_grouped_by_class() -> None:
 
 def test_validation_split_and_missing_member_rows() -> None:
     ensemble = _table()
-    frame, title, notes = subject_table(ensemble, {}, "val", 0.5, "all")
+    frame, title, notes = subject_table(ensemble, {}, "val", 0.5, "all", "validation (fold_2)")
     assert frame["subject"].tolist() == ["s1"] and frame["ensemble errors"].tolist() == [1]
     assert "validation" in title and any("optimistic" in n for n in notes)
     with pytest.raises(DataError, match="lack 1 of the ensemble's test images"):

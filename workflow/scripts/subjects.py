@@ -21,15 +21,16 @@ def main(smk: Any) -> None:
     import pandas as pd
 
     from leukoscope.report import subjects as S
-    from leukoscope.report.tables import write_table
+    from leukoscope.report.tables import split_name, write_table
 
     choice = json.loads(Path(smk.input.choice).read_text(encoding="utf-8"))
     summary = json.loads(Path(smk.input.summary).read_text(encoding="utf-8"))
     ensemble = pd.read_parquet(smk.input.ensemble)
     split = S.scored_split(ensemble, getattr(smk.params, "split", "auto"))
     members = {m: pd.read_parquet(smk.params.predictions[m]) for m in choice["members"]}
+    where = split_name(summary.get("protocol", ""), split)
     frame, title, notes = S.subject_table(
-        ensemble, members, split, float(smk.params.threshold), summary.get("positive_class")
+        ensemble, members, split, float(smk.params.threshold), summary.get("positive_class"), where
     )
     write_table(frame, smk.output.csv, smk.output.md, title, notes)
     print(f"{title}: {len(frame)} rows")

@@ -15,7 +15,6 @@ import pandas as pd
 from leukoscope.errors import DataError
 from leukoscope.evaluate.metrics import decide, label_indices, positive_index
 from leukoscope.evaluate.predictions import class_names_of, prob_columns
-from leukoscope.report.tables import SPLIT_NAMES
 
 PREFERRED = ("test", "val")  # the scored split: the labelled preliminary test, else validation
 
@@ -62,6 +61,7 @@ def subject_table(
     split: str,
     threshold: float = 0.5,
     positive_class: str | None = None,
+    where: str | None = None,
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """(table, title, notes): per subject its class, images, and per model errors and accuracy (%).
 
@@ -106,15 +106,15 @@ def subject_table(
         ).reset_index(drop=True)
     counts = [c for c in columns if c.endswith("errors") or c in ("images", "ensemble correct")]
     frame[counts] = frame[counts].astype("int64")
-    notes = _notes(ensemble, part, split, known, list(members), threshold, classes, positive_class)
-    return frame, _title(split, known), notes
+    where = where or f"{split} split"
+    notes = _notes(ensemble, part, split, known, list(members), threshold, classes, positive_class, where)
+    return frame, _title(where, known), notes
 
 
-def _title(split: str, known: np.ndarray) -> str:
-    where = SPLIT_NAMES.get(split, split)
+def _title(where: str, known: np.ndarray) -> str:
     if len(known) and not known.any():
-        return f"Accuracy per class on the {where} split (no subject IDs in the data)"
-    return f"Accuracy per subject on the {where} split, worst first"
+        return f"Accuracy per class on the {where} (no subject IDs in the data)"
+    return f"Accuracy per subject on the {where}, worst first"
 
 
 def _notes(
@@ -126,13 +126,13 @@ def _notes(
     threshold: float,
     classes: list[str],
     positive_class: str | None,
+    where: str,
 ) -> list[str]:
     everything = ensemble[ensemble["split"] == split]
     unreadable = int((~everything["ok"].astype(bool)).sum())
     unlabelled = int((everything["label"] == "").sum())
-    where = SPLIT_NAMES.get(split, split)
     if part.empty:
-        return [f"The {where} split has no labelled readable images ({len(everything)} in all): none shown."]
+        return [f"The {where} has no labelled readable images ({len(everything)} in all): none shown."]
     subjects = part.loc[known, "subject"].nunique()
     if len(classes) == 2:
         positive = classes[positive_index(classes, positive_class)]
