@@ -255,6 +255,19 @@ def test_the_papers_config_as_a_dry_run(small_cnmc: Path, tmp_path: Path, protoc
     assert not (tmp_path / "results").exists()
 
 
+def test_a_start_weights_file_is_an_input_of_the_training_jobs(small_cnmc: Path, tmp_path: Path) -> None:
+    """train.weights naming a file: no weights rule, and the file is a train input (a change retrains)."""
+    start = tmp_path / "start.weights.h5"
+    start.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    overlay = tmp_path / "here.yaml"
+    config = {"dataset": {"path": str(small_cnmc)}, "grid": {"backbones": ["simplecnn"], "losses": ["bce"]}}
+    overlay.write_text(yaml.safe_dump(config | {"train": {"weights": str(start)}}))
+    dry = snakemake("--directory", str(tmp_path), "--configfile", str(overlay), "-n", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    train = dry.stdout.split("rule train:")[1].split("\n\n")[0]
+    assert str(start) in train.split("output:")[0] and "weights" not in job_counts(dry.stdout)
+
+
 def test_lint_and_snakefmt_are_clean() -> None:
     lint = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint"],
@@ -281,6 +294,10 @@ def test_lint_and_snakefmt_are_clean() -> None:
         ({"train": {"epochs": 0}}, "train.epochs: 0 is less than the minimum of 1"),
         ({"dataset": {"path": "nowhere"}}, "dataset.path does not exist"),
         ({"dataset": {"path": "../cells"}}, "the dataset has only one class (all)"),
+        (
+            {"train": {"weights": "nowhere_notop.h5"}, "grid": {"backbones": ["efficientnetb0"]}},
+            "the start weights file does not exist",
+        ),
     ],
 )
 def test_bad_input_is_one_line_before_any_job(tmp_path: Path, config: dict, message: str) -> None:

@@ -78,9 +78,11 @@ def load(config: dict[str, Any], *, check_data: bool = True) -> WorkflowConfig:
 
 
 def preflight(cfg: WorkflowConfig) -> None:
-    """Before any job: a local dataset must exist, read as a known layout and have two classes."""
+    """Before any job: a start weights file must exist and be what it claims; a local dataset must exist,
+    read as a known layout and have two classes."""
     from leukoscope.data.samples import check_classes
 
+    start_weights(cfg)
     if cfg.dataset.source != "local":
         return  # the download rule makes it (and the samples rule checks it)
     path = Path(cfg.dataset.path).expanduser()
@@ -92,6 +94,15 @@ def preflight(cfg: WorkflowConfig) -> None:
             "or set dataset.source to synthetic / url / kaggle",
         )
     check_classes(path, cfg.dataset.classes)
+
+
+def start_weights(cfg: WorkflowConfig) -> str | None:
+    """The file `train.weights` names (a model folder's model.keras), None for imagenet / none: an input
+    of every training job, so a changed file retrains. Checked by its first bytes (no Keras)."""
+    from leukoscope.models.weight_files import start_file
+
+    path = start_file(cfg.train.weights)
+    return None if path is None else str(path)
 
 
 def model_file(
