@@ -89,7 +89,11 @@ class DatasetConfig:
     url: str | None = opt(None, "source url: archive to download and unpack")
     sha256: str | None = opt(None, "source url: expected SHA-256 of the archive")
     kaggle: str | None = opt(None, "source kaggle: dataset slug (owner/name)")
-    verify: bool = opt(False, "check file checksums against the embedded C-NMC manifest")
+    verify: bool = opt(
+        True,
+        "check a C-NMC download file by file (sha256) against the embedded manifest; a local copy only when "
+        "its file list is C-NMC's; other data: a no-op with a note",
+    )
     synthetic: SyntheticConfig = opt(
         factory=SyntheticConfig, help="source synthetic: the generator's settings"
     )
@@ -160,7 +164,12 @@ class TrainSection:
     )
     batch_size: int = opt(_TRAIN.batch_size, "images per step", paper=True, minimum=1)
     image_size: int = opt(_PRE.image_size, "side of the cropped, resized images", paper=False, minimum=16)
-    weights: str = opt(_MODEL.weights, "imagenet | none | a .keras / .weights.h5 file", paper=True)
+    weights: str = opt(
+        _MODEL.weights,
+        "imagenet (Keras' cache: resources/keras/models) | none | a file: Keras' notop .h5 (one backbone), "
+        "a .keras / .weights.h5 model",
+        paper=True,
+    )
     head_hidden: int = opt(
         _MODEL.head_hidden, "GAP -> Dense(head_hidden, ReLU) -> Dense(1)", paper=True, minimum=1
     )
@@ -251,6 +260,14 @@ class WorkflowConfig:
             raise ConfigError("dataset.source is url but dataset.url is empty")
         if self.dataset.source == "kaggle" and not self.dataset.kaggle:
             raise ConfigError("dataset.source is kaggle but dataset.kaggle is empty")
+        weights = self.train.weights.strip().lower()
+        if weights not in ("imagenet", "none") and len(self.grid.backbones) > 1:
+            raise ConfigError(
+                f"train.weights names one file ({self.train.weights}) but grid.backbones lists "
+                f"{len(self.grid.backbones)} backbones, and a weights file fits one",
+                hint="offline: put Keras' notop files in resources/keras/models and keep train.weights: "
+                "imagenet; or train one backbone per config",
+            )
         if self.augment.target and any(v < 1 for v in self.augment.target.values()):
             raise ConfigError(f"augment.target must be positive counts, got {self.augment.target}")
 
