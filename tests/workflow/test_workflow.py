@@ -268,6 +268,41 @@ def test_a_start_weights_file_is_an_input_of_the_training_jobs(small_cnmc: Path,
     assert str(start) in train.split("output:")[0] and "weights" not in job_counts(dry.stdout)
 
 
+@pytest.mark.slow
+def test_a_weights_file_that_does_not_fit_fails_its_training_job_in_one_line(
+    small_cnmc: Path, tmp_path: Path
+) -> None:
+    """Which backbone a Keras .h5 file fits is known only once Keras builds it: in the train job."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+
+    other = tmp_path / "mobilenetv3small_notop.h5"
+    base = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
+    with h5py.File(other, "w") as fh:
+        save_weights_to_hdf5_group(fh, base)
+    config = {
+        "dataset": {"path": str(small_cnmc)},
+        "grid": {"backbones": ["efficientnetb0"], "losses": ["bce"]},
+        "augment": {"target": {"hem": 8, "all": 8}, "shards": 1},
+        "train": {"image_size": 32, "weights": str(other), "epochs": 1, "batch_size": 4},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [str(LEUKOSCOPE), "workflow", "--configfile", "c.yaml", "--directory", "w", "--cores", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
+    assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
+    line = run.stderr.strip().splitlines()[-1]
+    assert "train: mobilenetv3small_notop.h5 does not fit EfficientNetB0" in line, run.stderr[-3000:]
+    assert "efficientnetb0_notop.h5" in line and str(other) in line
+    assert not (tmp_path / "w" / "results" / "models" / "efficientnetb0" / "bce" / "model.keras").exists()
+
+
 def test_lint_and_snakefmt_are_clean() -> None:
     lint = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint"],

@@ -290,8 +290,16 @@ class WorkflowConfig:
             raise ConfigError(
                 f"losses names an unknown loss {name!r}", hint=f"choose from: {', '.join(LOSSES.names())}"
             )
+        keras_file = self.train.weights.strip().lower().endswith((".h5", ".hdf5")) and not (
+            self.train.weights.strip().lower().endswith(".weights.h5")
+        )
         for name in self.grid.backbones:
-            get_backbone(name)
+            spec = get_backbone(name)
+            if (self.uses_imagenet() or keras_file) and not spec.imagenet:
+                raise ConfigError(
+                    f"{spec.label} has no ImageNet weights (train.weights is {self.train.weights})",
+                    hint="set train.weights: none for it, or start from a .keras / .weights.h5 model",
+                )
 
     # -- what the rules need -------------------------------------------------------------------------
 
