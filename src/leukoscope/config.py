@@ -70,7 +70,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "densenet201"  # any keras.applications model, case-insensitive (efficientnetb2, ...)
-    weights: str = "imagenet"  # imagenet (Keras cache) | none | a .keras / .weights.h5 file
+    weights: str = "imagenet"  # imagenet (Keras cache) | none | Keras' notop .h5 | .keras / .weights.h5
     head_hidden: int = 256  # the paper's head: GAP -> Dense(256, ReLU) -> Dense(1, sigmoid)
     dropout: float = 0.0  # dropout before the output layer (not in the paper)
 

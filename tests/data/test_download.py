@@ -187,6 +187,72 @@ def test_verify_compares_every_file_with_the_manifest(
     assert result["examples"]["sha256"] == [rows[0]["path"]]
 
 
+def _manifest_of(root: Path) -> pd.DataFrame:
+    """A manifest that describes `root` file by file, as the embedded one describes the real C-NMC."""
+    rows = [
+        {"path": p.relative_to(root).as_posix(), "bytes": p.stat().st_size, "lfs_sha256": sha(p.read_bytes())}
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    ]
+    manifest = pd.DataFrame(rows)
+    manifest["part"] = manifest["path"].map(known.part_of)
+    return manifest
+
+
+def test_verification_is_the_default_and_never_fails_a_users_own_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from leukoscope.workflow.config import WorkflowConfig
+
+    assert DatasetRequest().verify is True and WorkflowConfig().dataset.verify is True
+    synthetic = tmp_path / "synth" / "C-NMC_Leukemia"  # C-NMC's layout, not its files (the demo's kind)
+    write_cnmc_synth(synthetic, **SYNTH)
+    folders = tmp_path / "cells"  # class folders: no manifest describes them
+    for label in ("all", "hem"):
+        (folders / label).mkdir(parents=True)
+        (folders / label / "a.png").write_bytes(
+            (synthetic / "training_data").rglob("*.bmp").__next__().read_bytes()
+        )
+    with caplog.at_level("INFO", logger="leukoscope.data.download"):
+        own = fetch(DatasetRequest(source="local", path=str(synthetic)))["verification"]
+        other = fetch(DatasetRequest(source="local", path=str(folders)))["verification"]
+    assert own["verified"] is False and "not C-NMC 2019's file list" in own["skipped"]
+    assert other["verified"] is False and "only C-NMC 2019 has a manifest" in other["skipped"]
+    assert "checksums are not verified" in caplog.text and "nothing to verify" in caplog.text
+    # a local copy whose file list is C-NMC's is checked: identical passes, one changed byte is one line
+    manifest = _manifest_of(synthetic)
+    monkeypatch.setattr(known, "cnmc_manifest", lambda: manifest)
+    checked = fetch(DatasetRequest(source="local", path=str(synthetic)))["verification"]
+    assert checked["verified"] is True and checked["files_checked"] == len(manifest)
+    victim = next((synthetic / "training_data").rglob("*.bmp"))
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0x01
+    victim.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"not the real C-NMC 2019 \(1 files differ") as info:
+        fetch(DatasetRequest(source="local", path=str(synthetic)))
+    assert "\n" not in str(info.value) and "restore it from the source" in str(info.value)
+
+
+def test_an_unverified_download_is_verified_in_place_not_fetched_again(
+    tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder fetched with verify: false, then asked for with the new default: hashed where it is."""
+    dest = tmp_path / "r" / "C-NMC_Leukemia"
+    fetch(url_request(dest, server, "good.zip", verify=False))
+    hits = len(server.hits)
+    with pytest.raises(DataError, match="not the real C-NMC 2019"):  # the real manifest: refused, kept
+        fetch(url_request(dest, server, "good.zip", verify=True))
+    assert (dest / MARKER).is_file() and len(server.hits) == hits
+    manifest = _manifest_of(dest)
+    monkeypatch.setattr(known, "cnmc_manifest", lambda: manifest)
+    record = fetch(url_request(dest, server, "good.zip", verify=True))
+    assert record["reused"] is True and record["verification"]["verified"] is True
+    assert len(server.hits) == hits  # no second download
+    marker = json.loads((dest / MARKER).read_text(encoding="utf-8"))
+    assert marker["verification"]["verified"] is True  # remembered: the next run hashes nothing
+    assert fetch(url_request(dest, server, "good.zip", verify=True))["verification"]["verified"] is True
+
+
 def test_never_overwrites_a_folder_it_did_not_make(tmp_path: Path, server: Server) -> None:
     dest = tmp_path / "mine"
     dest.mkdir()
@@ -238,10 +304,11 @@ def test_the_workflow_config_section_is_accepted() -> None:
 
 
 def test_kaggle_needs_credentials_then_the_package(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dataset_zip: bytes
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dataset_zip: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kaggle of the machine running the tests
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
     request = DatasetRequest(source="kaggle", path=str(tmp_path / "res" / "C-NMC_Leukemia"), verify=False)
     with pytest.raises(ConfigError, match="no Kaggle API credentials"):
@@ -276,6 +343,23 @@ def test_kaggle_needs_credentials_then_the_package(
     assert calls == [("auth", "someone"), ("download", "andrewmvd/leukemia-classification")]
     assert record["kaggle"] == "andrewmvd/leukemia-classification" and record["sha256"] == sha(dataset_zip)
     assert leftovers(tmp_path / "res") == ["C-NMC_Leukemia"]
+
+    # a new-style token alone is enough to try; the client's own refusal (a help page, then exit(1)) is
+    # one line, with its page kept off the terminal
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "expired")
+
+    def refuse(self: KaggleApi) -> None:
+        print("Authentication required to call the Kaggle API.\n\nFirst, you will need...")
+        raise SystemExit(1)
+
+    monkeypatch.setattr(KaggleApi, "authenticate", refuse)
+    again = DatasetRequest(source="kaggle", path=str(tmp_path / "res2" / "C-NMC_Leukemia"), verify=False)
+    with pytest.raises(ConfigError, match="the Kaggle API refused the credentials"):
+        fetch(again)
+    assert "Authentication required" not in capsys.readouterr().out
+    assert leftovers(tmp_path / "res2") == []
 
 
 def test_cli_fetch_exit_codes(tmp_path: Path, server: Server) -> None:

@@ -130,3 +130,14 @@ def test_unknown_names_are_one_line() -> None:
         cfg.check_names()
     with pytest.raises(ConfigError, match="each once"):
         WorkflowConfig.from_dict(schema.check({"grid": {"losses": ["bce", "bce"]}}))
+
+
+def test_imagenet_weights_for_a_backbone_without_them_is_one_line_before_any_job() -> None:
+    cfg = WorkflowConfig.from_dict(schema.check({"grid": {"backbones": ["simplecnn"]}}))  # weights: imagenet
+    with pytest.raises(
+        ConfigError, match=r"SimpleCNN has no ImageNet weights \(train\.weights is imagenet\)"
+    ):
+        cfg.check_names()
+    WorkflowConfig.from_dict(
+        schema.check({"grid": {"backbones": ["simplecnn"]}, "train": {"weights": "none"}})
+    ).check_names()

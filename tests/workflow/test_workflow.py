@@ -332,6 +332,54 @@ def test_config_yaml_is_the_base_from_any_directory(small_cnmc: Path, tmp_path: 
     assert resolved[0]["losses"]["focal_hinge"] == {"gamma": 2.0, "on": "sigmoid"}
 
 
+def test_a_start_weights_file_is_an_input_of_the_training_jobs(small_cnmc: Path, tmp_path: Path) -> None:
+    """train.weights naming a file: no weights rule, and the file is a train input (a change retrains)."""
+    start = tmp_path / "start.weights.h5"
+    start.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    overlay = tmp_path / "here.yaml"
+    config = {"dataset": {"path": str(small_cnmc)}, "grid": {"backbones": ["simplecnn"], "losses": ["bce"]}}
+    overlay.write_text(yaml.safe_dump(config | {"train": {"weights": str(start)}}))
+    dry = snakemake("--directory", str(tmp_path), "--configfile", str(overlay), "-n", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    train = dry.stdout.split("rule train:")[1].split("\n\n")[0]
+    assert str(start) in train.split("output:")[0] and "weights" not in job_counts(dry.stdout)
+
+
+@pytest.mark.slow
+def test_a_weights_file_that_does_not_fit_fails_its_training_job_in_one_line(
+    small_cnmc: Path, tmp_path: Path
+) -> None:
+    """Which backbone a Keras .h5 file fits is known only once Keras builds it: in the train job."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+
+    other = tmp_path / "mobilenetv3small_notop.h5"
+    base = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
+    with h5py.File(other, "w") as fh:
+        save_weights_to_hdf5_group(fh, base)
+    config = {
+        "dataset": {"path": str(small_cnmc)},
+        "grid": {"backbones": ["efficientnetb0"], "losses": ["bce"]},
+        "augment": {"target": {"hem": 8, "all": 8}, "shards": 1},
+        "train": {"image_size": 32, "weights": str(other), "epochs": 1, "batch_size": 4},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [str(LEUKOSCOPE), "workflow", "--configfile", "c.yaml", "--directory", "w", "--cores", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
+    assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
+    line = run.stderr.strip().splitlines()[-1]
+    assert "train: mobilenetv3small_notop.h5 does not fit EfficientNetB0" in line, run.stderr[-3000:]
+    assert "efficientnetb0_notop.h5" in line and str(other) in line
+    assert not (tmp_path / "w" / "results" / "models" / "efficientnetb0" / "bce" / "model.keras").exists()
+
+
 def test_lint_and_snakefmt_are_clean() -> None:
     lint = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint"],
@@ -359,6 +407,11 @@ def test_lint_and_snakefmt_are_clean() -> None:
         ({"dataset": {"path": "nowhere"}}, "dataset.path does not exist"),
         ({"dataset": {"path": "../cells"}, "protocol": "cv"}, "the dataset has only one class (all)"),
         ({"dataset": {"path": "../cells"}}, "protocol paper validates on the data's labelled"),
+        ({"dataset": {"path": "../cells"}}, "the dataset has only one class (all)"),
+        (
+            {"train": {"weights": "nowhere_notop.h5"}, "grid": {"backbones": ["efficientnetb0"]}},
+            "the start weights file does not exist",
+        ),
     ],
 )
 def test_bad_input_is_one_line_before_any_job(tmp_path: Path, config: dict, message: str) -> None:

@@ -108,6 +108,8 @@ def train_inputs(wildcards):
     }
     if CFG.uses_imagenet():
         inputs["weights"] = P.WEIGHTS_RECORD.format(backbone=wildcards.backbone)
+    elif P.start_weights(CFG):
+        inputs["start_weights"] = P.start_weights(CFG)
     return inputs
 
 

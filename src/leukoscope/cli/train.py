@@ -51,7 +51,7 @@ def train(
         None, "--backbone", help="Any keras.applications model (densenet201, efficientnetb2, ...)."
     ),
     weights: str | None = typer.Option(
-        None, "--weights", help="imagenet | none | a .keras / .weights.h5 file or model folder."
+        None, "--weights", help="imagenet | none | Keras' notop .h5 | .keras / .weights.h5 | a model folder."
     ),
     loss: str | None = typer.Option(None, "--loss", help="bce, weighted_bce, focal, hinge, focal_hinge, ..."),
     epochs: int | None = typer.Option(None, "--epochs", min=1),

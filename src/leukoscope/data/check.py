@@ -86,6 +86,7 @@ def check_dataset(
     path = Path(path)
     layout = detect_layout(path)
     table = read_dataset(path, layout)
+    verify_checksums = verify_checksums and layout == "cnmc"  # only C-NMC has a manifest to compare with
     probes = _probe_all(table, verify_checksums, workers, progress)
     problems = table_problems(table)
     problems += [problem("unreadable", p, pr.error) for p, pr in probes.items() if not pr.ok and pr.error]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import io
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from leukoscope._io import write_json
 from leukoscope.data.hashing import file_digest
 from leukoscope.data.readers.cnmc import find_root
 from leukoscope.errors import ConfigError, DataError
@@ -149,7 +151,7 @@ def _local(request: DatasetRequest, dest: Path) -> dict:
         )
     layout = detect_layout(dest)
     root = find_root(dest) if layout == "cnmc" else dest
-    verification = _verify(root, request.verify, layout=layout)
+    verification = _verify(root, request.verify, layout=layout, own_copy=True)
     return _record(request, dest, root, verification, reused=True)
 
 
@@ -169,9 +171,13 @@ def _reuse(request: DatasetRequest, dest: Path) -> dict | None:
         return None
     verified = marker.get("verification", {}).get("verified")
     if request.verify and request.source != "synthetic" and not verified:
-        log.info("%s was fetched without verification: fetching again to verify", dest)
-        return None
-    log.info("%s already holds this download: nothing to fetch", dest)
+        log.info("%s was fetched without verification: verifying it in place", dest)
+        verification = _verify(dest, True, layout="cnmc")  # not the real dataset: one line, folder kept
+        marker["verification"] = verification
+        marker["record"] = {**marker["record"], "verification": verification}
+        write_json(dest / MARKER, marker)
+    else:
+        log.info("%s already holds this download: nothing to fetch", dest)
     return {**marker["record"], "reused": True}
 
 
@@ -205,30 +211,54 @@ def _fetch_into_place(request: DatasetRequest, dest: Path, timeout: float, progr
     return record
 
 
+def _kaggle_credentials() -> bool:
+    """Any of the Kaggle client's own sources: a token (KAGGLE_API_TOKEN, ~/.kaggle/access_token), an OAuth
+    login (~/.kaggle/credentials.json), a legacy key (kaggle.json in $KAGGLE_CONFIG_DIR or ~/.kaggle,
+    KAGGLE_USERNAME + KAGGLE_KEY). Checked first: the client's own check prints a page of help and exits."""
+    home = Path("~/.kaggle").expanduser()
+    config = Path(os.environ.get("KAGGLE_CONFIG_DIR") or home).expanduser()
+    files = (config / "kaggle.json", home / "kaggle.json", home / "access_token", home / "access_token.txt",
+             home / "credentials.json")  # fmt: skip
+    env = os.environ.get("KAGGLE_API_TOKEN") or (
+        os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")
+    )
+    return bool(env) or any(f.is_file() for f in files)
+
+
 def _kaggle_download(slug: str, work: Path) -> Path:
-    """The dataset's zip through the official Kaggle API package (optional: `pip install kaggle`)."""
-    has_file = (Path(os.environ.get("KAGGLE_CONFIG_DIR", "~/.kaggle")).expanduser() / "kaggle.json").is_file()
-    has_env = bool(os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"))
-    if not (has_file or has_env):
+    """The dataset's zip through the official Kaggle client (the `kaggle` package, in the workflow extra).
+    Imported here only: its import authenticates, which a run without a Kaggle source must never do."""
+    if not _kaggle_credentials():
         raise ConfigError(
             "no Kaggle API credentials",
-            hint="put kaggle.json (Kaggle > Settings > API > Create New Token) in ~/.kaggle/, or set "
-            "KAGGLE_USERNAME and KAGGLE_KEY; or use dataset.source: url or local",
+            hint="create a token (Kaggle > Settings > API) and set KAGGLE_API_TOKEN or save it as "
+            "~/.kaggle/access_token (older keys: ~/.kaggle/kaggle.json); or use dataset.source: url or local",
         )
+    quiet = io.StringIO()  # the client prints its help page when it cannot authenticate
     try:
-        from kaggle.api.kaggle_api_extended import KaggleApi  # its package __init__ authenticates too
+        with contextlib.redirect_stdout(quiet):
+            from kaggle.api.kaggle_api_extended import KaggleApi  # the package __init__ authenticates too
     except ImportError:
         raise ConfigError(
             "the Kaggle API package is not installed",
-            hint="`pip install kaggle` where the download runs, or use dataset.source: url or local",
+            hint="`pip install kaggle` (or the `workflow` extra) where the download runs, or use "
+            "dataset.source: url or local",
         ) from None
-    except (OSError, ValueError) as exc:  # the package's own credential check on import
+    except (OSError, ValueError, SystemExit) as exc:  # the package's own credential check on import
         raise ConfigError(f"the Kaggle API refused the credentials ({exc})") from None
     target = work / "kaggle"
     target.mkdir()
     try:
         api = KaggleApi()
-        api.authenticate()
+        with contextlib.redirect_stdout(quiet):
+            api.authenticate()
+    except (Exception, SystemExit) as exc:  # the client calls exit(1) when no credential works
+        raise ConfigError(
+            f"the Kaggle API refused the credentials ({type(exc).__name__})",
+            hint="check the token (KAGGLE_API_TOKEN, ~/.kaggle/access_token or kaggle.json) and that this "
+            "machine reaches kaggle.com",
+        ) from None
+    try:
         api.dataset_download_files(slug, path=str(target), unzip=False, quiet=False)
     except Exception as exc:  # network, permission (dataset rules not accepted), unknown slug
         raise DataError(
@@ -335,11 +365,26 @@ def verify_cnmc(root: Path) -> dict:
     }
 
 
-def _verify(root: Path, wanted: bool, layout: str) -> dict:
+def _verify(root: Path, wanted: bool, layout: str, own_copy: bool = False) -> dict:
+    """A download claims to be C-NMC 2019: every file is checked, any difference is an error. A local
+    folder (`own_copy`) is checked only when its file list is C-NMC's (names and byte sizes): a user's own
+    dataset, a synthetic or a partial copy is a no-op with a note, never a failure."""
     if not wanted:
         return {"verified": False, "skipped": "dataset.verify is false"}
     if layout != "cnmc":
+        log.info("%s is a %s dataset: only C-NMC 2019 has a manifest, nothing to verify", root, layout)
         return {"verified": False, "skipped": f"only C-NMC 2019 has a manifest (this is {layout})"}
+    if own_copy:
+        from leukoscope.data.check import _found_files, cnmc_differences
+
+        listing = cnmc_differences(root, _found_files(root), None)  # names and sizes: no file is read
+        if not listing["matches_known"]:
+            why = (
+                f"not C-NMC 2019's file list ({listing['missing_files']} missing, {listing['extra_files']} "
+                f"extra, {listing['size_mismatches']} of another size)"
+            )
+            log.info("%s: %s, so its checksums are not verified", root, why)
+            return {"verified": False, "skipped": why}
     result = verify_cnmc(root)
     if not result["verified"]:
         counts = (
@@ -350,8 +395,10 @@ def _verify(root: Path, wanted: bool, layout: str) -> dict:
         raise DataError(
             f"the dataset is not the real C-NMC 2019 ({counts}; e.g. {example})",
             path=root,
-            hint="fetch it again, or set dataset.verify: false to use a modified copy knowingly",
+            hint="fetch it again (a local copy: restore it from the source), or set dataset.verify: false "
+            "to use a modified copy knowingly",
         )
+    log.info("%s: all %d files match C-NMC 2019 (sha256)", root, result["files_checked"])
     return result
 
 

@@ -37,6 +37,9 @@ class BackboneSpec:
     min_size: int = 32
     label: str = ""  # how the paper / Keras spell it (DenseNet201)
     imagenet: bool = True  # Keras publishes ImageNet weights for it
+    # Keras builds another architecture for ImageNet weights (EfficientNet: an extra Rescaling after its
+    # Normalization): then it is always built that way, with or without weights (models.weight_files)
+    imagenet_layout: bool = False
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -74,6 +77,9 @@ _SIZES = {
     "xception": 299,
     "nasnetlarge": 331,
 }
+# keras.applications modules whose architecture depends on `weights == "imagenet"` (Keras 3.15: only
+# EfficientNet v1; the others only validate their arguments differently)
+_IMAGENET_LAYOUT = {"efficientnet"}
 _MIN_SIZES = {"inceptionv3": 75, "inceptionresnetv2": 75, "xception": 71}
 
 
@@ -96,6 +102,7 @@ def _register_keras_applications() -> None:
                 input_mode=_MODULE_MODES[module],
                 min_size=_MIN_SIZES.get(name, 32),
                 label=attr,
+                imagenet_layout=module in _IMAGENET_LAYOUT,
             )
         )
 

@@ -76,33 +76,42 @@ def check_spec(spec: ClassifierSpec, backbone: BackboneSpec) -> None:
 
 
 def build_classifier(spec: ClassifierSpec, weights: str = "none") -> tuple[Any, str]:
-    """(model, feature layer name); `weights`: imagenet | none | a .keras / .weights.h5 file or folder."""
+    """(model, feature layer name); `weights`: imagenet | none | a Keras notop .h5 | a .keras / .weights.h5
+    file or model folder (leukoscope.models.weight_files)."""
     import keras
 
     from leukoscope.models.layers import PixelStandardization, input_affine
-    from leukoscope.models.weights import guarded_downloads, load_weights_file, weights_kind
+    from leukoscope.models.weight_files import (
+        keras_backbone_weights,
+        load_weights_file,
+        one_line,
+        weights_kind,
+    )
 
     backbone = get_backbone(spec.backbone)
     check_spec(spec, backbone)
     kind = weights_kind(weights)
-    if kind == "imagenet" and not backbone.imagenet:
-        raise ConfigError(f"{backbone.label} has no ImageNet weights", hint="use --weights none")
+    if kind in ("imagenet", "backbone.h5") and not backbone.imagenet:
+        raise ConfigError(
+            f"{backbone.label} has no ImageNet weights (nor a Keras weights file)",
+            hint="use --weights none, a .weights.h5 file or a .keras model",
+        )
     try:
         scale, offset, bgr = input_affine(backbone.input_mode, spec.normalize, spec.mean, spec.std)
     except ValueError as exc:
         raise ConfigError(str(exc), hint="compute the training statistics first") from None
     pixels = keras.Input((spec.image_size, spec.image_size, 3), name=INPUT_NAME, dtype="float32")
     x = PixelStandardization(scale, offset, bgr, name="standardize")(pixels)
-    with guarded_downloads(backbone.label):
+    with keras_backbone_weights(backbone.label, weights, backbone.imagenet_layout) as keras_weights:
         try:
-            base = backbone.build(input_tensor=x, weights="imagenet" if kind == "imagenet" else None)
+            base = backbone.build(input_tensor=x, weights=keras_weights)
         except (ValueError, TypeError) as exc:
-            raise ModelError(f"cannot build backbone {backbone.label} ({exc})") from None
+            raise ModelError(f"cannot build backbone {backbone.label} ({one_line(exc)})") from None
     logits = HEADS.get(spec.head)(base.output, 1 if spec.num_classes == 2 else spec.num_classes,
                                   spec.head_hidden, spec.dropout)  # fmt: skip
     model = keras.Model(pixels, logits, name=f"leukoscope_{backbone.name}")
     if kind in ("weights.h5", "keras"):
-        load_weights_file(model, weights)
+        load_weights_file(model, weights, backbone.label)
     return model, feature_layer_name(base)
 
 

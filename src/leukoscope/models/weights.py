@@ -1,14 +1,10 @@
-"""Where a classifier's starting weights come from: `--weights imagenet | none | FILE`.
+"""ImageNet start weights: `--weights imagenet` (files: `leukoscope.models.weight_files`).
 
 `imagenet` is Keras' own download into `$KERAS_HOME/models` (default `~/.keras/models`). Keras' downloader
 has no timeout and, when a cached file's hash is wrong and the download fails, deletes the cached file; so
 every `get_file` call made while a backbone is built goes through `guarded_downloads()`: a valid cached
 file is used with no network call, a damaged one is reported (and kept), a missing one is fetched only
 when the host answers within seconds, else one line names the file and where to put it.
-
-A file is a `.weights.h5` (Keras weights of the same architecture; a different head is skipped with a
-note) or a `.keras` model / LeukoScope model folder (every layer whose name and shapes match is copied:
-fine-tune from another LeukoScope model, even one with other classes).
 """
 
 from __future__ import annotations
@@ -19,7 +15,6 @@ import os
 import shutil
 import socket
 import tempfile
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +26,6 @@ from leukoscope.errors import ConfigError, ModelError
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
 DOWNLOAD_TIMEOUT_S = 60.0
-MODEL_FILE = "model.keras"
 
 
 def keras_cache_dir() -> Path:
@@ -108,76 +102,6 @@ def _guarded_get_file(real: Any, backbone: str, fname: str | None, origin: str |
         ) from None
     finally:
         socket.setdefaulttimeout(previous)
-
-
-def weights_kind(weights: str) -> str:
-    """'imagenet' | 'none' | 'weights.h5' | 'keras' for a --weights value (a path must exist)."""
-    text = str(weights).strip()
-    if text.lower() in ("imagenet", "none"):
-        return text.lower()
-    path = Path(text).expanduser()
-    if path.is_dir() and (path / MODEL_FILE).is_file():
-        return "keras"
-    if path.name.endswith(".weights.h5") and path.is_file():
-        return "weights.h5"
-    if path.suffix == ".keras" and path.is_file():
-        return "keras"
-    if path.exists():
-        raise ConfigError(
-            f"cannot start from {path.name}",
-            path=path,
-            hint="give a .weights.h5 file, a .keras model or a LeukoScope model folder",
-        )
-    raise ConfigError(
-        f"unknown weights {weights!r}",
-        hint="choose imagenet, none, or an existing .keras / .weights.h5 file or model folder",
-    )
-
-
-def load_weights_file(model: Any, weights: str) -> None:
-    """Load a .weights.h5 or .keras source into `model` (see the module docstring)."""
-    kind = weights_kind(weights)
-    path = Path(weights).expanduser()
-    if kind == "weights.h5":
-        _load_h5(model, path)
-    elif kind == "keras":
-        _copy_matching(model, path / MODEL_FILE if path.is_dir() else path)
-
-
-def _load_h5(model: Any, path: Path) -> None:
-    try:
-        model.load_weights(str(path))
-        return
-    except Exception as exc:  # a different head: keep the layers that fit
-        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-    try:
-        with warnings.catch_warnings():  # Keras prints every skipped tensor in full
-            warnings.simplefilter("ignore")
-            model.load_weights(str(path), skip_mismatch=True)
-    except Exception as exc:
-        raise ModelError(f"weights do not fit this model ({type(exc).__name__}: {exc})", path=path) from None
-    log.warning("loaded %s skipping layers that do not fit (%s)", path.name, first)
-
-
-def _copy_matching(model: Any, path: Path) -> None:
-    from leukoscope.models.card import load_keras
-
-    source = load_keras(path)
-    by_name = {layer.name: layer for layer in source.layers}
-    copied = skipped = 0
-    for layer in model.layers:
-        other = by_name.get(layer.name)
-        if other is None or not layer.weights:
-            continue
-        mine, theirs = layer.get_weights(), other.get_weights()
-        if len(mine) == len(theirs) and all(a.shape == b.shape for a, b in zip(mine, theirs, strict=True)):
-            layer.set_weights(theirs)
-            copied += 1
-        else:
-            skipped += 1
-    if copied == 0:
-        raise ModelError("no layer of that model fits this one", path=path, hint="is it the same backbone?")
-    log.info("copied %d layers from %s (%d did not fit)", copied, path, skipped)
 
 
 def fetch_weights(backbone: str, keras_home: str | Path) -> dict[str, Any]:

@@ -38,10 +38,12 @@ RUNTIME_KEYS = ("out", "train.progress", "train.state_dir", "data.num_workers", 
 
 def fit(cfg: RunConfig, resume: str | Path | None = None, overwrite: bool = False) -> Path:
     """`leukoscope train`: read, split, cache and standardise `cfg.data`, then train; the run folder."""
+    from leukoscope.models.weight_files import weights_kind
     from leukoscope.train.data import fit_inputs_from_config, write_splits
 
     run_dir = Path(resume) if resume is not None else Path(cfg.out)
     if resume is None:
+        weights_kind(cfg.model.weights)  # a missing or wrong start file: one line before any data is read
         claim_run_dir(run_dir, overwrite)
     inputs, data = fit_inputs_from_config(cfg)
     cfg = dataclasses.replace(cfg, preprocess=inputs.preprocess, out=str(run_dir))

@@ -89,7 +89,11 @@ class DatasetConfig:
     url: str | None = opt(None, "source url: archive to download and unpack")
     sha256: str | None = opt(None, "source url: expected SHA-256 of the archive")
     kaggle: str | None = opt(None, "source kaggle: dataset slug (owner/name)")
-    verify: bool = opt(False, "check file checksums against the embedded C-NMC manifest")
+    verify: bool = opt(
+        True,
+        "check a C-NMC download file by file (sha256) against the embedded manifest; a local copy only when "
+        "its file list is C-NMC's; other data: a no-op with a note",
+    )
     synthetic: SyntheticConfig = opt(
         factory=SyntheticConfig, help="source synthetic: the generator's settings"
     )
@@ -178,7 +182,12 @@ class TrainSection:
     )
     batch_size: int = opt(_TRAIN.batch_size, "images per step", paper=True, minimum=1)
     image_size: int = opt(_PRE.image_size, "side of the cropped, resized images", paper=False, minimum=16)
-    weights: str = opt(_MODEL.weights, "imagenet | none | a .keras / .weights.h5 file", paper=True)
+    weights: str = opt(
+        _MODEL.weights,
+        "imagenet (Keras' cache: resources/keras/models) | none | a file: Keras' notop .h5 (one backbone), "
+        "a .keras / .weights.h5 model",
+        paper=True,
+    )
     head_hidden: int = opt(
         _MODEL.head_hidden, "GAP -> Dense(head_hidden, ReLU) -> Dense(1)", paper=True, minimum=1
     )
@@ -293,6 +302,14 @@ class WorkflowConfig:
             raise ConfigError("dataset.source is url but dataset.url is empty")
         if self.dataset.source == "kaggle" and not self.dataset.kaggle:
             raise ConfigError("dataset.source is kaggle but dataset.kaggle is empty")
+        weights = self.train.weights.strip().lower()
+        if weights not in ("imagenet", "none") and len(self.grid.backbones) > 1:
+            raise ConfigError(
+                f"train.weights names one file ({self.train.weights}) but grid.backbones lists "
+                f"{len(self.grid.backbones)} backbones, and a weights file fits one",
+                hint="offline: put Keras' notop files in resources/keras/models and keep train.weights: "
+                "imagenet; or train one backbone per config",
+            )
         target = self.augment.target
         if isinstance(target, dict) and any(v < 1 for v in target.values()):
             raise ConfigError(f"augment.target must be positive counts, got {target}")
@@ -321,8 +338,16 @@ class WorkflowConfig:
             raise ConfigError(
                 f"losses names an unknown loss {name!r}", hint=f"choose from: {', '.join(LOSSES.names())}"
             )
+        keras_file = self.train.weights.strip().lower().endswith((".h5", ".hdf5")) and not (
+            self.train.weights.strip().lower().endswith(".weights.h5")
+        )
         for name in self.grid.backbones:
-            get_backbone(name)
+            spec = get_backbone(name)
+            if (self.uses_imagenet() or keras_file) and not spec.imagenet:
+                raise ConfigError(
+                    f"{spec.label} has no ImageNet weights (train.weights is {self.train.weights})",
+                    hint="set train.weights: none for it, or start from a .keras / .weights.h5 model",
+                )
 
     # -- what the rules need -------------------------------------------------------------------------
 

@@ -123,11 +123,13 @@ def missing_data_note(cfg: WorkflowConfig) -> str | None:
 def preflight(cfg: WorkflowConfig) -> dict[str, Any]:
     """Before any job: a local dataset must exist, read as a known layout, suit the protocol, and its
     classes must match every setting that names classes (dataset.classes / positive_class,
-    augment.target). Returns what it found (classes, counts) for the log."""
+    augment.target); a start weights file must exist and be what it claims. Returns what it found
+    (classes, counts) for the log."""
     from leukoscope.data.readers import read_dataset
     from leukoscope.data.samples import check_dataset_plan, training_pool
     from leukoscope.preprocess.balance import resolve_target
 
+    start_weights(cfg)
     if cfg.dataset.source != "local":
         return {}  # the download rule makes it (and the samples rule checks it)
     path = Path(cfg.dataset.path).expanduser()
@@ -149,6 +151,15 @@ def preflight(cfg: WorkflowConfig) -> dict[str, Any]:
         cfg.augment.target, classes, counts, protocol=cfg.protocol, total=cfg.augment.total
     )
     return {"classes": classes, "positive_class": positive, "target": target, "target_reason": why}
+
+
+def start_weights(cfg: WorkflowConfig) -> str | None:
+    """The file `train.weights` names (a model folder's model.keras), None for imagenet / none: an input
+    of every training job, so a changed file retrains. Checked by its first bytes (no Keras)."""
+    from leukoscope.models.weight_files import start_file
+
+    path = start_file(cfg.train.weights)
+    return None if path is None else str(path)
 
 
 def model_file(
