@@ -6,7 +6,8 @@
 
 with the fastest measured configuration per backbone and config.yaml's epochs (an upper bound: early
 stopping ends most runs sooner), grid and augmented set size (`augment.target: auto` = the paper's 20,050);
-validation = the preliminary test's 1,867 images (the paper protocol). Data preparation and evaluation are not in it.
+validation = the preliminary test's 1,867 images (the paper protocol). Data preparation and evaluation
+are not in it.
 
 The input pipeline's per-job rate, where TensorFlow is absent, is projected from its per-core rate on a
 CPU (`benchmarks/results/input.json`, 224 px) x the threads a job gets (`train_threads`) x the pixel
