@@ -60,6 +60,7 @@ def cnmc_dataset(settings: Settings) -> Path:
         "subjects": settings.pick(30, 10),
         "cells_per_subject": settings.pick(60, 6),
         "size": settings.pick(450, 96),
+        "prelim": settings.pick(60, 6),  # heldout scores on a labelled preliminary test
         "seed": 0,
         "difficulty": 0.3,
     }

@@ -75,7 +75,7 @@ def main(spec_path: str, result_path: str) -> None:
     out, state = Path(spec["out"]), Path(spec["state_dir"])
     wcfg = workflow_config(spec)
     backbone = spec["backbone"]
-    cfg = run_config(wcfg, backbone, "bce", out=out, state_dir=state)
+    cfg = run_config(wcfg, backbone, "bce", out=out, state_dir=state, crop="cell")  # the artifact's crop
     val_rows = pd.read_parquet(art / "val-subset.parquet")  # the baseline's val files: the same images
     inputs = load_fit_inputs(
         shards=sorted(art.glob("shard-*.npy")),

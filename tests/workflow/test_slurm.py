@@ -85,7 +85,7 @@ def test_the_tiny_chain_on_slurm_gpus_and_a_cancelled_training_job_resumed(
 
     jobs = job_records(workdir)
     assert [(_group(j), j["JobState"]) for j in jobs] == [
-        ("prep", "COMPLETED"), ("model", "CANCELLED"), ("model", "COMPLETED"),
+        ("prep", "COMPLETED"), ("model", "CANCELLED"), ("model", "COMPLETED"), ("gradcam", "COMPLETED"),
     ]  # fmt: skip
     prep, cancelled, retried = jobs
     assert "TresPerJob" not in prep  # the CPU stages ask for no GPU

@@ -497,14 +497,17 @@ def run_config(
     state_dir: str | Path,
     preprocess: PreprocessConfig | None = None,
     progress: bool = False,
+    crop: str | None = None,
 ) -> RunConfig:
     """The RunConfig of one training job: RunConfig's defaults, `preprocess` (the stats stage's mean/std)
-    and config.yaml's keys along RUN_KEYS."""
+    and config.yaml's keys along RUN_KEYS; `crop`: `preprocess.crop: auto` as the data resolved it."""
     run = RunConfig(preprocess=preprocess or PreprocessConfig()).to_dict()
     workflow = cfg.to_dict()
     for workflow_key, run_key in RUN_KEYS:
         *parents, leaf = run_key.split(".")
         lookup(run, ".".join(parents))[leaf] = lookup(workflow, workflow_key)
+    if crop is not None:
+        run["preprocess"]["crop"] = crop
     run["model"]["backbone"] = backbone
     run["loss"] = {"name": loss, "params": cfg.loss_params(loss)}
     run["train"] |= {"state_dir": str(state_dir), "progress": progress}
