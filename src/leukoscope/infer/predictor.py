@@ -10,8 +10,13 @@ Backends: `keras` (TensorFlow, the model as trained), `onnx` (onnxruntime) and `
 takes, for a model folder, an up-to-date export beside `model.keras` whose runtime imports, in the order
 `AUTO_ORDER` (fastest first as measured on this CPU: both exports beat Keras 1.5-3x; see `AUTO_ORDER`),
 else Keras. An export is up to date when `exports.json` says it was made from this very `model.keras`
-(sha256) with the card's temperature and classes; a stale one is skipped with a warning. Converting on
-the fly happens only when a backend is asked for explicitly and no export is there.
+(sha256) with the card's temperature and classes; a stale one is skipped with a warning. With
+`cache_export` (what `predict` and `serve` pass), a folder without an up-to-date export gets model.tflite
+built beside model.keras once (`export.build_cache`), so the default path is the fast one. Otherwise
+converting happens only in memory, when a backend is asked for explicitly and no export is there.
+
+Precision (`leukoscope.precision`): `auto` is fp32 on every machine, so a model gives the same
+probabilities everywhere; bf16 / fp16 run the Keras model through `mixed_precision_model`.
 """
 
 from __future__ import annotations
