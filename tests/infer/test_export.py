@@ -121,7 +121,7 @@ def test_auto_uses_a_fresh_export_and_skips_a_stale_one(
     assert stale.backend == "keras" and "temperature changed" in caplog.text
     export_model_dir(folder, "tflite")
     fresh = load_predictor(folder)
-    keras_pred = load_predictor(folder, backend="keras")
+    keras_pred = load_predictor(folder, backend="keras", precision="fp32")
     assert fresh.backend == "tflite" and fresh.card.temperature == 2.0
     np.testing.assert_allclose(fresh.predict_arrays(batch), keras_pred.predict_arrays(batch), atol=1e-4)
     (folder / "model.keras").write_bytes((folder / "model.keras").read_bytes() + b"\0")  # "retrained"
@@ -137,7 +137,7 @@ def test_first_use_builds_the_export_once_and_rebuilds_a_stale_one(
     """`cache_export` (what `predict` and `serve` ask for): a fresh folder gets model.tflite + its record
     on the first call, later calls load it, and a recalibrated card makes the next call rebuild it."""
     folder = Path(shutil.copytree(model_dir, tmp_path / "m"))
-    keras_pred = load_predictor(folder, backend="keras")
+    keras_pred = load_predictor(folder, backend="keras", precision="fp32")
     with caplog.at_level("INFO", logger="leukoscope"):
         first = load_predictor(folder, cache_export=True)
     assert first.backend == "tflite" and "building" in caplog.text and "built" in caplog.text
@@ -156,7 +156,7 @@ def test_first_use_builds_the_export_once_and_rebuilds_a_stale_one(
     assert "temperature changed" in caplog.text and "building" in caplog.text
     assert again.backend == "tflite" and again.card.temperature == 2.0
     assert json.loads((folder / EXPORTS_NAME).read_text())["model.tflite"]["temperature"] == 2.0
-    hot = load_predictor(folder, backend="keras")
+    hot = load_predictor(folder, backend="keras", precision="fp32")
     np.testing.assert_allclose(again.predict_arrays(batch), hot.predict_arrays(batch), atol=1e-4)
     assert load_predictor(folder, backend="keras", cache_export=True).backend == "keras"
 

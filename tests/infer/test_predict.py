@@ -200,7 +200,9 @@ def test_exit_codes_through_the_installed_command(
         rows[call] = {r["path"]: r["p_all"] for r in json.loads(out.read_text()) if not r["error"]}
     assert json.loads((folder / "exports.json").read_text())["model.tflite"]["source_sha256"]
     assert rows["first"] == rows["second"]
-    keras_rows = predict_paths(load_predictor(folder, backend="keras"), [mixed["good0"].parent], workers=0)
+    keras_rows = predict_paths(
+        load_predictor(folder, backend="keras", precision="fp32"), [mixed["good0"].parent], workers=0
+    )
     for r in keras_rows:
         if not r.error:
             assert rows["first"][r.path] == pytest.approx(r.probabilities["all"], abs=1e-4)
