@@ -9,7 +9,7 @@ STAMP := $(VENV)/.leukoscope-installed
 # TensorFlow build: the CUDA wheels where an NVIDIA GPU answers, else the CPU build (override: TF=cpu|gpu)
 TF ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 
-.PHONY: install demo test bench lint browser clean
+.PHONY: install demo test bench bench-train lint browser clean
 
 install: $(STAMP)
 
@@ -46,6 +46,9 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/run.py
+
+bench-train: install
+	$(PY) benchmarks/run.py --only train-paper
 
 clean:
 	rm -rf demo-output .pytest_cache .ruff_cache

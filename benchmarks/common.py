@@ -298,7 +298,7 @@ def _stack(m: dict[str, Any]) -> str:
 def render_table(docs: list[dict[str, Any]]) -> str:
     """Markdown for all results: one section per benchmark, with its command, machine and date."""
     lines: list[str] = []
-    order = ["input", "train", "infer", "workflow", "gpu"]
+    order = ["input", "train", "infer", "workflow", "train-paper", "gpu"]
     docs = sorted(docs, key=lambda d: order.index(d["benchmark"]) if d["benchmark"] in order else 99)
     for doc in docs:
         m = doc.get("machine", {})

@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks, write `results/<name>.json`, regenerate the README table from them.
 
-    .venv/bin/python benchmarks/run.py                       # input, train, infer, workflow (~30 min)
+    .venv/bin/python benchmarks/run.py                       # input, train, infer, workflow (< 30 min)
+    .venv/bin/python benchmarks/run.py --only train-paper    # make bench-train: vs plain model.fit (~30 min)
     .venv/bin/python benchmarks/run.py --only input,infer    # some of them
     .venv/bin/python benchmarks/run.py --tiny --out /tmp/b   # seconds each: proves every benchmark works
     benchmarks/gpu.sh [--dry-run]                            # = run.py --only gpu (a GPU machine)
@@ -27,14 +28,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks import common  # noqa: E402
 
-ORDER = ("input", "train", "infer", "workflow")  # infer uses the model the train benchmark's CPU job made
-ALL = (*ORDER, "gpu")  # gpu: only when asked for (benchmarks/gpu.sh)
+ORDER = ("input", "train", "infer", "workflow")  # make bench; infer uses the model the train job made
+ALL = (*ORDER, "train-paper", "gpu")  # only when asked for: make bench-train, benchmarks/gpu.sh
+TINY = (*ORDER, "train-paper")  # --tiny without --only
+RUNNERS = {"train-paper": ("train", "run_paper")}  # benchmark -> (bench_<module>, function); else (name, run)
 
 
-def _module(name: str):  # type: ignore[no-untyped-def]
+def _runner(name: str):  # type: ignore[no-untyped-def]
     import importlib
 
-    return importlib.import_module(f"benchmarks.bench_{name}")
+    module, function = RUNNERS.get(name, (name, "run"))
+    return getattr(importlib.import_module(f"benchmarks.bench_{module}"), function)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=None, help="README whose table to regenerate")
     args = parser.parse_args(argv)
 
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(ORDER)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(TINY if args.tiny else ORDER)
     unknown = [n for n in names if n not in ALL]
     if unknown:
         print(f"error: unknown benchmark {unknown[0]!r}: choose from {', '.join(ALL)}", file=sys.stderr)
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         common.log(f"--- {name} ---")
         t0 = time.perf_counter()
         try:
-            figures, extra = _module(name).run(settings, out)
+            figures, extra = _runner(name)(settings, out)
         except Exception:
             traceback.print_exc()
             failed.append(name)

@@ -20,7 +20,7 @@ from leukoscope.errors import ConfigError
 CropMode = Literal["cell", "center", "none", "auto"]
 NormalizeMode = Literal["dataset", "backbone"]
 BalanceMode = Literal["none", "oversample", "class_weight"]
-Precision = Literal["auto", "bf16", "16", "32"]
+Precision = Literal["auto", "fp32", "bf16", "fp16", "32", "16"]  # leukoscope.precision; 32 / 16: old names
 Optimizer = Literal["adam", "adamw", "sgd"]
 Scheduler = Literal["none", "cosine", "plateau"]
 
@@ -95,7 +95,7 @@ class OptimConfig:
 class TrainConfig:
     epochs: int = 30  # not in the paper; early stopping on validation weighted F1 ends most runs sooner
     batch_size: int = 32
-    precision: Precision = "auto"  # auto: mixed_bfloat16 on BF16 CPUs / Ampere+ GPUs, float16 on older GPUs
+    precision: Precision = "auto"  # auto: fp32 on CPUs; GPUs: bf16 from cc 8, fp16 on 7.x (precision.py)
     seed: int = 42
     deterministic: bool = False  # tf op determinism: bit-repeatable runs and resumes, somewhat slower
     balance: BalanceMode = "none"  # oversample: to oversample_to (the paper); class_weight: Keras weights
@@ -107,6 +107,11 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # smoke runs and benchmarks
     state_dir: str | None = None  # resume state (default: <out>.state), outside the run's own outputs
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        from leukoscope.precision import ALIASES
+
+        self.precision = ALIASES.get(self.precision, self.precision)  # type: ignore[assignment]
 
 
 @dataclass

@@ -21,8 +21,10 @@ def make_model_dir(
     classes: tuple[str, ...] = ("all", "hem"),
     seed: int = 0,
     dropout: float = 0.0,
+    logit_std: float = 2.0,
 ) -> Path:
-    """Save a classifier + card whose probabilities spread around 0.5 on `cell_image`s (both classes)."""
+    """Save a classifier + card whose probabilities spread around 0.5 on `cell_image`s (both classes):
+    logits with median 0 and standard deviation `logit_std`."""
     import keras
 
     from leukoscope.models.backbones import get_backbone
@@ -32,7 +34,7 @@ def make_model_dir(
     spec = ClassifierSpec(backbone, len(classes), size, mean=MEAN, std=STD, dropout=dropout)
     model, feature_layer = build_classifier(spec, weights="none")
     pre = PreprocessConfig(crop="cell", image_size=size, mean=MEAN, std=STD)
-    _spread_logits(model, pre)
+    _spread_logits(model, pre, logit_std)
     card = ModelCard(
         backbone=backbone,
         class_names=list(classes),

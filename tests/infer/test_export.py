@@ -121,7 +121,7 @@ def test_auto_uses_a_fresh_export_and_skips_a_stale_one(
     assert stale.backend == "keras" and "temperature changed" in caplog.text
     export_model_dir(folder, "tflite")
     fresh = load_predictor(folder)
-    keras_pred = load_predictor(folder, backend="keras")
+    keras_pred = load_predictor(folder, backend="keras", precision="fp32")
     assert fresh.backend == "tflite" and fresh.card.temperature == 2.0
     np.testing.assert_allclose(fresh.predict_arrays(batch), keras_pred.predict_arrays(batch), atol=1e-4)
     (folder / "model.keras").write_bytes((folder / "model.keras").read_bytes() + b"\0")  # "retrained"
@@ -129,6 +129,69 @@ def test_auto_uses_a_fresh_export_and_skips_a_stale_one(
     with caplog.at_level("WARNING"):
         assert load_predictor(folder).backend == "keras"
     assert "made from another model.keras" in caplog.text
+
+
+def test_first_use_builds_the_export_once_and_rebuilds_a_stale_one(
+    model_dir: Path, tmp_path: Path, batch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`cache_export` (what `predict` and `serve` ask for): a fresh folder gets model.tflite + its record
+    on the first call, later calls load it, and a recalibrated card makes the next call rebuild it."""
+    folder = Path(shutil.copytree(model_dir, tmp_path / "m"))
+    keras_pred = load_predictor(folder, backend="keras", precision="fp32")
+    with caplog.at_level("INFO", logger="leukoscope"):
+        first = load_predictor(folder, cache_export=True)
+    assert first.backend == "tflite" and "building" in caplog.text and "built" in caplog.text
+    record = json.loads((folder / EXPORTS_NAME).read_text())["model.tflite"]
+    assert record["temperature"] == 1.0 and record["source_sha256"]
+    np.testing.assert_allclose(first.predict_arrays(batch), keras_pred.predict_arrays(batch), atol=1e-4)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="leukoscope"):
+        assert load_predictor(folder, cache_export=True).backend == "tflite"
+    assert "building" not in caplog.text
+    card = ModelCard.load(folder)
+    card.temperature = 2.0
+    card.save(folder)
+    with caplog.at_level("INFO", logger="leukoscope"):
+        again = load_predictor(folder, cache_export=True)
+    assert "temperature changed" in caplog.text and "building" in caplog.text
+    assert again.backend == "tflite" and again.card.temperature == 2.0
+    assert json.loads((folder / EXPORTS_NAME).read_text())["model.tflite"]["temperature"] == 2.0
+    hot = load_predictor(folder, backend="keras", precision="fp32")
+    np.testing.assert_allclose(again.predict_arrays(batch), hot.predict_arrays(batch), atol=1e-4)
+    assert load_predictor(folder, backend="keras", cache_export=True).backend == "keras"
+
+
+def test_no_export_is_built_where_it_cannot_be(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-only folder, another process building it, a failed conversion: Keras runs, nothing is left."""
+    import leukoscope.infer.export as export_module
+    from leukoscope._io import try_lock
+
+    folder = Path(shutil.copytree(model_dir, tmp_path / "m"))
+    assert load_predictor(folder, precision="bf16", cache_export=True).backend == "keras"  # bf16: Keras
+    monkeypatch.setattr(export_module.os, "access", lambda path, mode: False)
+    with caplog.at_level("INFO", logger="leukoscope"):
+        assert load_predictor(folder, cache_export=True).backend == "keras"
+    assert "not writable" in caplog.text
+    monkeypatch.undo()
+    held = try_lock(export_module.cache_lock_path(folder))
+    assert held is not None
+    try:
+        with caplog.at_level("INFO", logger="leukoscope"):
+            assert load_predictor(folder, cache_export=True).backend == "keras"
+        assert "another process is building" in caplog.text
+    finally:
+        held.close()
+
+    def broken(saved_model: object) -> bytes:
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(export_module, "saved_model_to_tflite", broken)
+    with caplog.at_level("WARNING", logger="leukoscope"):
+        assert load_predictor(folder, cache_export=True).backend == "keras"
+    assert "could not build" in caplog.text and "converter crashed" in caplog.text
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in model_dir.iterdir())
 
 
 def test_named_backend_converts_in_memory(model_dir: Path, predictor: Predictor, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from leukoscope.errors import DataError
 from leukoscope.infer.predict import find_images, predict_paths, write_predictions
 from leukoscope.infer.predictor import Predictor, load_predictor, preprocess_rgb
 
-from .helpers import cell_image, write_image, write_mixed_folder
+from .helpers import cell_image, make_model_dir, write_image, write_mixed_folder
 
 runner = CliRunner()
 
@@ -102,7 +102,8 @@ def test_cli_writes_csv_json_and_parquet(model_dir: Path, mixed: dict[str, Path]
     folder = str(mixed["good0"].parent)
     for suffix in (".csv", ".json", ".parquet"):
         out = tmp_path / f"preds{suffix}"
-        result = runner.invoke(app, ["predict", str(model_dir), folder, "--out", str(out), "--workers", "0"])
+        args = ["predict", str(model_dir), folder, "--out", str(out), "--workers", "0", "--no-cache-export"]
+        result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         if suffix == ".csv":
             with out.open(newline="") as fh:
@@ -121,7 +122,8 @@ def test_cli_writes_csv_json_and_parquet(model_dir: Path, mixed: dict[str, Path]
 
 
 def test_cli_table_without_out(model_dir: Path, mixed: dict[str, Path]) -> None:
-    args = ["predict", str(model_dir), str(mixed["good0"]), str(mixed["empty"]), "--tta", "flips"]
+    args = ["predict", str(model_dir), str(mixed["good0"]), str(mixed["empty"]), "--tta", "flips",
+            "--no-cache-export"]  # fmt: skip
     # wide enough that rich does not fold a long temporary path in the middle of a file name
     result = runner.invoke(app, args, env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
@@ -152,7 +154,7 @@ def test_write_predictions_refuses_unknown_suffix(tmp_path: Path) -> None:
         (["{model}", "{tmp}", "--backend", "onnx", "--precision", "bf16"], "runs in fp32"),
         (["{model}", "{tmp}", "--backend", "tflite", "--compile"], "keras backend only"),
         (["{model}", "{tmp}", "--backend", "torch"], "torch backend is gone"),
-        (["{model}", "{tmp}", "--precision", "fp16"], "unknown precision"),
+        (["{model}", "{tmp}", "--precision", "fp8"], "unknown precision 'fp8'"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(
@@ -177,16 +179,101 @@ def test_user_errors_are_one_line_exit_2(
 def test_exit_codes_through_the_installed_command(
     model_dir: Path, mixed: dict[str, Path], tmp_path: Path
 ) -> None:
-    """The console script itself: a user error is one line and exit 2; a mixed folder is exit 0."""
+    """The console script itself: a user error is one line and exit 2; a mixed folder is exit 0. On a
+    fresh model folder the default path builds model.tflite once (recorded in exports.json) and runs on it;
+    the next call loads it without building."""
+    import shutil
+
+    folder = Path(shutil.copytree(model_dir, tmp_path / "model"))
     exe = Path(sys.executable).with_name("leukoscope")
-    bad = subprocess.run([str(exe), "predict", str(model_dir), str(tmp_path), "--backend", "torch"],
+    bad = subprocess.run([str(exe), "predict", str(folder), str(tmp_path), "--backend", "torch"],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "torch backend is gone" in bad.stderr and "Traceback" not in bad.stderr
-    out = tmp_path / "p.json"
-    args = [str(exe), "predict", str(model_dir), str(mixed["good0"].parent), "--out", str(out)]
-    good = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert good.returncode == 0, good.stderr
-    assert len(json.loads(out.read_text())) == len(mixed) and "on keras fp32" in good.stderr
+    rows = {}
+    for call in ("first", "second"):
+        out = tmp_path / f"{call}.json"
+        args = [str(exe), "predict", str(folder), str(mixed["good0"].parent), "--out", str(out)]
+        good = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        assert good.returncode == 0, good.stderr
+        assert len(json.loads(out.read_text())) == len(mixed) and "on tflite fp32" in good.stderr
+        assert ("building" in good.stderr) == (call == "first"), good.stderr
+        rows[call] = {r["path"]: r["p_all"] for r in json.loads(out.read_text()) if not r["error"]}
+    assert json.loads((folder / "exports.json").read_text())["model.tflite"]["source_sha256"]
+    assert rows["first"] == rows["second"]
+    keras_rows = predict_paths(
+        load_predictor(folder, backend="keras", precision="fp32"), [mixed["good0"].parent], workers=0
+    )
+    for r in keras_rows:
+        if not r.error:
+            assert rows["first"][r.path] == pytest.approx(r.probabilities["all"], abs=1e-4)
+
+
+@pytest.mark.parametrize("flags", [{"avx2", "fma"}, {"avx512f", "avx512_bf16"}, {"avx512f", "amx_bf16"}])
+def test_auto_precision_gives_the_same_probabilities_on_every_cpu(
+    flags: set[str], model_dir: Path, predictor: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auto is fp32 whatever the CPU offers: the same model, the same probabilities (within 1e-5)."""
+    from leukoscope import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(precision, "gpu_capabilities", lambda: [])
+    auto = load_predictor(model_dir)  # the library's defaults: backend auto, precision auto
+    assert (auto.backend, auto.precision) == ("keras", "fp32")
+    batch = np.stack([preprocess_rgb(cell_image(i), predictor.card) for i in range(16)])
+    np.testing.assert_allclose(auto.predict_arrays(batch), predictor.predict_arrays(batch), atol=1e-5)
+
+
+def test_a_model_that_cannot_run_in_bf16_is_one_line(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import leukoscope.infer.predictor as predictor_module
+    from leukoscope.cli.main import run
+
+    def refuse(model: object, policy: str) -> object:
+        raise TypeError("Operation.__init__() got an unexpected keyword argument 'dtype'\nmore detail")
+
+    monkeypatch.setattr(predictor_module, "mixed_precision_model", refuse)
+    image = write_image(tmp_path / "c.png", cell_image(1))
+    monkeypatch.setattr(
+        sys, "argv", ["leukoscope", "predict", str(model_dir), str(image), "--precision", "bf16"]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        run()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert "cannot run the model in bf16 (TypeError: Operation.__init__()" in err
+    assert str(model_dir / "model.keras") in err and "--precision fp32" in err and "more detail" not in err
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_a_lambda_layer_is_refused_without_running_it(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A .keras file can carry Python bytecode in a Lambda layer: loading it must not run it."""
+    import keras
+    import uvicorn
+
+    from leukoscope.cli.main import run
+    from leukoscope.models.card import ModelCard, save_model
+
+    marker = tmp_path / "lambda-ran"
+    pixels = keras.Input((32, 32, 3), name="pixels")
+    touch = keras.layers.Lambda(lambda x, m=str(marker): (__import__("pathlib").Path(m).touch(), x)[1])
+    x = keras.layers.GlobalAveragePooling2D()(touch(pixels))
+    model = keras.Model(pixels, keras.layers.Dense(1, name="logits")(x))
+    card = ModelCard.load(make_model_dir(tmp_path / "plain"))
+    folder = save_model(tmp_path / "evil", model, card)
+    marker.unlink(missing_ok=True)  # building the model ran it once; loading must not
+    image = write_image(tmp_path / "c.png", cell_image(1))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server started"))
+    args = [str(folder), str(image)] if command == "predict" else [str(folder)]
+    monkeypatch.setattr(sys, "argv", ["leukoscope", command, *args])
+    with pytest.raises(SystemExit) as exit_info:
+        run()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "cannot load the model" in err and str(folder / "model.keras") in err
+    assert not marker.exists()
 
 
 def test_bf16_and_fp32_labels_agree(model_dir: Path, predictor: Predictor) -> None:
@@ -258,7 +345,8 @@ def test_isbi_submission_in_numeric_order(
     paths = [write_image(folder / f"{n}.bmp", cell_image(n)) for n in (1, 2, 10, 11, 3)]
     out = tmp_path / "sub.zip"
     result = runner.invoke(app, ["predict", str(model_dir), str(folder), "--submission", "isbi", "--out",
-                                 str(out), "--workers", "0", "--precision", "fp32"])  # fmt: skip
+                                 str(out), "--workers", "0", "--precision", "fp32",
+                                 "--no-cache-export"])  # fmt: skip
     assert result.exit_code == 0, result.output
     with zipfile.ZipFile(out) as zf:
         lines = zf.read("isbi_valid.predict").decode().splitlines()
@@ -275,7 +363,7 @@ def test_isbi_submission_in_numeric_order(
         "--out",
         str(tmp_path / "bad.zip"),
     ]
-    monkeypatch.setattr(sys, "argv", ["leukoscope", *argv, "--workers", "0"])
+    monkeypatch.setattr(sys, "argv", ["leukoscope", *argv, "--workers", "0", "--no-cache-export"])
     with pytest.raises(SystemExit) as exit_info:
         run()
     assert exit_info.value.code == 2 and not (tmp_path / "bad.zip").exists()

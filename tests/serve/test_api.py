@@ -297,7 +297,8 @@ def test_a_folder_with_an_export_predicts_on_it_and_still_explains(
 
     folder = Path(shutil.copytree(serve_model_dir, tmp_path / "m"))
     export_model_dir(folder, "tflite")
-    with TestClient(create_app(folder)) as c, TestClient(create_app(serve_model_dir)) as ref:
+    keras_fp32 = create_app(serve_model_dir, ServeSettings(backend="keras", precision="fp32"))
+    with TestClient(create_app(folder)) as c, TestClient(keras_fp32) as ref:
         info = c.get("/api/v1/model").json()
         assert info["backend"] == "tflite" and info["explain"] is True
         r = c.post("/api/v1/predict", params={"explain": "true"}, files={"file": ("a.png", PNG)})

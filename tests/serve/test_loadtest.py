@@ -42,10 +42,15 @@ def test_loadtest_refuses_non_loopback_targets() -> None:
 
 
 @pytest.mark.slow
-def test_loadtest_starts_the_serve_cli(serve_model_dir: Path) -> None:
-    """The real `leukoscope serve` command in a child process, driven by the script."""
+def test_loadtest_starts_the_serve_cli(serve_model_dir: Path, tmp_path: Path) -> None:
+    """The real `leukoscope serve` command in a child process, driven by the script. With its default
+    options it serves a model folder on the model.tflite it builds there (a copy: the session's folder
+    stays bare)."""
+    import shutil
+
+    folder = Path(shutil.copytree(serve_model_dir, tmp_path / "model"))
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--model", str(serve_model_dir), "-n", "8", "-c", "2", "--quiet"],
+        [sys.executable, str(SCRIPT), "--model", str(folder), "-n", "8", "-c", "2", "--quiet"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -53,3 +58,4 @@ def test_loadtest_starts_the_serve_cli(serve_model_dir: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["status_counts"] == {"200": 8}
+    assert (folder / "model.tflite").is_file() and not (serve_model_dir / "model.tflite").exists()

@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import pytest
 
+from leukoscope import precision
 from leukoscope.errors import ConfigError
 from leukoscope.train import hardware
 
 
-def test_explicit_precisions_and_auto_on_this_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hardware, "gpus", lambda: [])
-    assert hardware.resolve_precision("32") == "float32"
-    assert hardware.resolve_precision("bf16") == "mixed_bfloat16"
-    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512f", "avx2"}))
-    assert hardware.resolve_precision("auto") == "float32"  # bf16 is emulated (0.45-0.6x) without BF16
-    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
-    assert hardware.resolve_precision("auto") == "mixed_bfloat16"
-    with pytest.raises(ConfigError, match="needs a GPU"):
-        hardware.resolve_precision("16")
-    with pytest.raises(ConfigError, match="choose one of"):
+@pytest.mark.parametrize("flags", [{"avx2"}, {"avx512f"}, {"avx512f", "avx512_bf16"}, {"amx_bf16"}])
+def test_training_precision_on_any_cpu(flags: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """float32 on every CPU, BF16 units or not (bf16 measured 0.45-0.6x without them, 1.00x with)."""
+    monkeypatch.setattr(precision, "gpu_capabilities", lambda: [])
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+    assert hardware.resolve_precision("auto") == "float32"
+    for setting, policy in (("fp32", "float32"), ("32", "float32"), ("bf16", "mixed_bfloat16")):
+        assert hardware.resolve_precision(setting) == policy
+    for setting in ("fp16", "16"):
+        with pytest.raises(ConfigError, match="needs a GPU"):
+            hardware.resolve_precision(setting)
+    with pytest.raises(ConfigError, match="choose one of: auto, fp32, bf16, fp16"):
         hardware.resolve_precision("fp8")
 
 
 def test_gpu_precision_follows_compute_capability(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hardware, "gpus", lambda: ["gpu0"])
     for capability, policy in (((8, 0), "mixed_bfloat16"), ((7, 5), "mixed_float16"), ((6, 1), "float32")):
-        monkeypatch.setattr(hardware, "gpu_compute_capability", lambda _d, c=capability: c)
+        monkeypatch.setattr(precision, "gpu_capabilities", lambda c=capability: [c])
         assert hardware.resolve_precision("auto") == policy
+        assert hardware.resolve_precision("auto", on_gpu=False) == "float32"  # devices: cpu
+    monkeypatch.setattr(precision, "gpu_capabilities", lambda: [(9, 0), (7, 0)])
+    assert hardware.resolve_precision("auto") == "mixed_float16"  # the oldest GPU decides
     assert hardware.resolve_precision("16") == "mixed_float16"
 
 
@@ -36,11 +40,6 @@ def test_no_xla_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hardware.resolve_jit(True) is True
     monkeypatch.setattr(hardware, "gpus", lambda: ["gpu0"])
     assert hardware.resolve_jit(None) == "auto"
-
-
-def test_cpu_flags_are_read_from_proc() -> None:
-    flags = hardware.cpu_flags()
-    assert not flags or "fpu" in flags or "sse2" in flags
 
 
 @pytest.mark.parametrize("setting", ["two", "0", "cpu:x", "-1"])

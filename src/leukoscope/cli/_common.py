@@ -24,11 +24,24 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to `sys.stderr` as it is when a line is logged, not as it was when the CLI first ran: a
+    command run again in one process (tests, an embedding app) may have swapped and closed the old one."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(debug: bool = False) -> None:
     """LeukoScope's own progress lines (resumes, devices, early stopping) on stderr; others stay quiet."""
     logger = logging.getLogger("leukoscope")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)

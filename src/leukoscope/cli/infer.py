@@ -14,10 +14,23 @@ MODEL_HELP = (
 )
 BACKEND_HELP = (
     "auto | keras | tflite | onnx. auto: an up-to-date model.tflite / model.onnx beside model.keras when "
-    "its runtime is installed (faster on CPU), else Keras; naming tflite/onnx converts in memory if none "
-    "is there."
+    "its runtime is installed (2-4x faster than Keras on CPU), else Keras; naming tflite/onnx converts in "
+    "memory if none is there."
 )
-PRECISION_HELP = "auto | fp32 | bf16 (Keras only; auto: bf16 only on hardware with bf16 units, else fp32)."
+CACHED_BACKEND_HELP = (
+    "auto | keras | tflite | onnx. auto: an up-to-date model.tflite / model.onnx beside model.keras when "
+    "its runtime is installed (2-4x faster than Keras on CPU), else a model.tflite built there on first "
+    "use (see --cache-export), else Keras; naming tflite/onnx converts in memory if none is there."
+)
+PRECISION_HELP = (
+    "auto | fp32 | bf16 | fp16 (bf16 / fp16: Keras only; fp16 needs a GPU). auto is fp32 on every machine: "
+    "the same probabilities everywhere."
+)
+CACHE_HELP = (
+    "With --backend auto on a model folder that has no up-to-date export: build model.tflite beside "
+    "model.keras once (tens of seconds), run on it now and in later calls. --no-cache-export runs Keras "
+    "and writes nothing."
+)
 COMPILE_HELP = "XLA-compile the Keras model (jit_compile): for GPUs; on CPU it was measured slower."
 SUBMISSION_FORMATS = ("isbi",)
 
@@ -39,13 +52,14 @@ def predict(
     tta: str = typer.Option(
         "none", help="Test-time augmentation: none | flips | d8 (probabilities averaged)."
     ),
-    backend: str = typer.Option("auto", help=BACKEND_HELP),
+    backend: str = typer.Option("auto", help=CACHED_BACKEND_HELP),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
     workers: int | None = typer.Option(
         None, "--workers", min=0, help="Decoding threads (default: the cores, at most 8; 0: no threads)."
     ),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
     compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
+    cache_export: bool = typer.Option(True, "--cache-export/--no-cache-export", help=CACHE_HELP),
 ) -> None:
     """Classify images; unreadable files are listed with an error instead of stopping the batch."""
     from leukoscope.infer.predict import OUTPUT_SUFFIXES, predict_paths, write_predictions
@@ -65,7 +79,9 @@ def predict(
             path=out,
             hint="use --out preds.csv, preds.json or preds.parquet",
         )
-    predictor = load_predictor(model, backend=backend, precision=precision, compile=compile)
+    predictor = load_predictor(
+        model, backend=backend, precision=precision, compile=compile, cache_export=cache_export
+    )
     results = predict_paths(predictor, paths, tta=tta, batch_size=batch_size, workers=workers)
     failed = sum(1 for r in results if r.error)
     names = predictor.card.class_names

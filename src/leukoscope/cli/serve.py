@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from leukoscope.cli._common import console
-from leukoscope.cli.infer import BACKEND_HELP, COMPILE_HELP, PRECISION_HELP
+from leukoscope.cli.infer import CACHE_HELP, CACHED_BACKEND_HELP, COMPILE_HELP, PRECISION_HELP
 
 
 def serve(
@@ -26,10 +26,11 @@ def serve(
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001, help="Largest request body."),
     max_concurrency: int = typer.Option(1, "--max-concurrency", min=1, help="Inferences running at once."),
     max_queue: int = typer.Option(32, "--max-queue", min=0, help="Requests allowed to wait; more get 503."),
-    backend: str = typer.Option("auto", help=BACKEND_HELP),
+    backend: str = typer.Option("auto", help=CACHED_BACKEND_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
     tta: str = typer.Option("none", help="none | flips | d8."),
     compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP + " Compiled at start-up."),
+    cache_export: bool = typer.Option(True, "--cache-export/--no-cache-export", help=CACHE_HELP),
 ) -> None:
     """Serve the model: page at /, API at /api/v1, spec at /openapi.json, liveness at /health."""
     import logging
@@ -49,7 +50,9 @@ def serve(
             "model not found", path=model, hint="pass a model folder, an ensemble.json or an export"
         )
     # a bad model: one line, exit 2
-    predictor = load_predictor(model, backend=backend, precision=precision, compile=compile)
+    predictor = load_predictor(
+        model, backend=backend, precision=precision, compile=compile, cache_export=cache_export
+    )
     if compile:
         _warm_up(predictor)
     settings = ServeSettings(

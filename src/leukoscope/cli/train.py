@@ -71,7 +71,10 @@ def train(
     ),
     seed: int | None = typer.Option(None, "--seed"),
     precision: str | None = typer.Option(
-        None, "--precision", help="auto, bf16 (mixed_bfloat16), 16 (mixed_float16, GPU), 32."
+        None,
+        "--precision",
+        help="auto | fp32 | bf16 (mixed_bfloat16) | fp16 (mixed_float16, GPU); 32 / 16: old names. auto: "
+        "fp32 on CPUs (bf16 measured no faster there), bf16 on GPUs from compute capability 8, fp16 on 7.x.",
     ),
     balance: str | None = typer.Option(None, "--balance", help="none, oversample, class_weight."),
     patience: int | None = typer.Option(None, "--patience", min=1, help="Early stopping on val weighted F1."),

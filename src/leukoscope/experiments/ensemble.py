@@ -210,12 +210,15 @@ class Member:
         precision: str = "auto",
         compile: bool = False,
         backend: str = "auto",
+        cache_export: bool = False,
     ) -> None:
         from leukoscope.infer.predictor import load_predictor
 
         if is_ensemble_spec(path):
             raise ModelError("an ensemble member cannot itself be an ensemble", path=path)
-        self.predictor = load_predictor(path, backend=backend, precision=precision, compile=compile)
+        self.predictor = load_predictor(
+            path, backend=backend, precision=precision, compile=compile, cache_export=cache_export
+        )
         card = self.predictor.card
         if sorted(card.class_names) != sorted(class_names):
             raise ModelError(
@@ -467,14 +470,21 @@ def _shared_preprocess(members: list[Member]) -> bool:
 
 
 def load_ensemble(
-    path: str | Path, precision: str = "auto", *, compile: bool = False, backend: str = "auto"
+    path: str | Path,
+    precision: str = "auto",
+    *,
+    compile: bool = False,
+    backend: str = "auto",
+    cache_export: bool = False,
 ) -> Ensemble:
     """An `Ensemble` from an `ensemble.json` (or the folder holding it); members run on `backend`
-    (auto: each member's fastest; mc-dropout needs Keras, so auto means keras there)."""
+    (auto: each member's fastest; mc-dropout needs Keras, so auto means keras there). `cache_export`: as
+    in `load_predictor`, per member."""
     spec, _ = read_spec(path)
     if spec.method == "mc-dropout" and backend == "auto":
         backend = "keras"
-    return Ensemble(spec, [Member(m, spec.class_names, precision, compile, backend) for m in spec.members])
+    members = [Member(m, spec.class_names, precision, compile, backend, cache_export) for m in spec.members]
+    return Ensemble(spec, members)
 
 
 def new_spec(run_dirs: Sequence[str | Path], method: str = "mean", **options: Any) -> EnsembleSpec:

@@ -172,10 +172,16 @@ def check_format(fmt: str) -> str:
 
 
 def export_model_dir(
-    model_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None, opset: int = DEFAULT_OPSET
+    model_dir: str | Path,
+    fmt: str = "onnx",
+    out: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    *,
+    model: Any = None,
 ) -> ExportResult:
     """`leukoscope export`: a model folder -> `<folder>/model.onnx | model.tflite | saved_model/` (or `out`),
-    with the card beside it and a record in `exports.json`."""
+    with the card beside it and a record in `exports.json`. `model`: the folder's model.keras, already
+    loaded."""
     from leukoscope.data.hashing import file_digest
     from leukoscope.models.card import load_keras, model_folder
 
@@ -184,7 +190,7 @@ def export_model_dir(
     card = ModelCard.load(folder)
     card.model_id = card.model_id or folder.name
     source = folder / WEIGHTS_NAME
-    model = load_keras(source)
+    model = load_keras(source) if model is None else model
     target = Path(out) if out is not None else folder / EXPORT_FILES[fmt]
     _check_target(target, fmt)
     size = card.preprocess.image_size
@@ -283,30 +289,81 @@ def fresh_export(folder: Path, fmt: str, card: ModelCard) -> Path | None:
     path = folder / EXPORT_FILES[fmt]
     if not path.exists():
         return None
-    source = folder / WEIGHTS_NAME
-    if not source.is_file():
-        return path
-    record = read_record(folder, path.name)
-    problem = ""
-    if record is None:
-        problem = f"no record of it in {EXPORTS_NAME}"
-    elif record.get("source_sha256") != source_sha256(source):
-        problem = f"it was made from another {WEIGHTS_NAME}"
-    elif abs(float(record.get("temperature", 1.0)) - float(card.temperature)) > 1e-9:
-        problem = (
-            f"the card's temperature changed since (T {record.get('temperature')} -> {card.temperature})"
-        )
-    elif (
-        record.get("class_names") != list(card.class_names)
-        or record.get("positive_index") != card.positive_index
-    ):
-        problem = "the card's classes changed since"
+    problem = _staleness(folder, path, card)
     if problem:
         log.warning(
             "ignoring %s: %s; run `leukoscope export %s --format %s` again", path, problem, folder, fmt
         )
         return None
     return path
+
+
+def _staleness(folder: Path, path: Path, card: ModelCard) -> str:
+    """Why the export at `path` no longer matches the folder's model.keras and card ("" when it does)."""
+    source = folder / WEIGHTS_NAME
+    if not source.is_file():
+        return ""
+    record = read_record(folder, path.name)
+    if record is None:
+        return f"no record of it in {EXPORTS_NAME}"
+    if record.get("source_sha256") != source_sha256(source):
+        return f"it was made from another {WEIGHTS_NAME}"
+    if abs(float(record.get("temperature", 1.0)) - float(card.temperature)) > 1e-9:
+        return f"the card's temperature changed since (T {record.get('temperature')} -> {card.temperature})"
+    if (
+        record.get("class_names") != list(card.class_names)
+        or record.get("positive_index") != card.positive_index
+    ):
+        return "the card's classes changed since"
+    return ""
+
+
+def cache_lock_path(folder: Path) -> Path:
+    """One lock per model folder, outside it (nothing but the export is added to the folder)."""
+    import hashlib
+
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"leukoscope-export-{key}.lock"
+
+
+def build_cache(folder: Path, fmt: str, card: ModelCard) -> Path | None:
+    """`leukoscope export FOLDER --format fmt`, done by `predict` / `serve` on first use (backend auto), so
+    the default path runs on the fast export; its one-time cost is logged.
+
+    None (the caller runs Keras) when the folder is not writable, another process is building the same
+    export, or the conversion fails (a warning says why). The export is written atomically and recorded
+    in exports.json like any other, so a retrained or recalibrated model is never run on a stale one:
+    `fresh_export` skips it and the next call rebuilds it.
+    """
+    from leukoscope._io import try_lock
+    from leukoscope.models.card import load_keras
+
+    target = folder / EXPORT_FILES[fmt]
+    if not os.access(folder, os.W_OK):
+        log.info("%s is not writable: no %s kept there, running Keras", folder, target.name)
+        return None
+    lock = try_lock(cache_lock_path(folder))
+    if lock is None:
+        log.info("another process is building %s: running Keras this time", target)
+        return None
+    try:
+        if target.exists() and not _staleness(folder, target, card):
+            return target  # built by the process that held the lock
+        model = load_keras(folder / WEIGHTS_NAME)  # a model that cannot be loaded: one line, as for Keras
+        log.info(
+            "building %s from %s (once; later runs load it; --no-cache-export or --backend keras skip it)",
+            target, WEIGHTS_NAME,
+        )  # fmt: skip
+        start = time.perf_counter()
+        try:
+            export_model_dir(folder, fmt, model=model)
+        except Exception as exc:  # a conversion failure must not stop predictions: Keras still runs it
+            log.warning("could not build %s (%s: %s): running Keras", target, type(exc).__name__, exc)
+            return None
+        log.info("built %s in %.1f s", target, time.perf_counter() - start)
+        return target
+    finally:
+        lock.close()
 
 
 def describe(result: ExportResult) -> dict[str, Any]:

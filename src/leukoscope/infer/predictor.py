@@ -10,13 +10,17 @@ Backends: `keras` (TensorFlow, the model as trained), `onnx` (onnxruntime) and `
 takes, for a model folder, an up-to-date export beside `model.keras` whose runtime imports, in the order
 `AUTO_ORDER` (fastest first as measured on this CPU: both exports beat Keras 1.5-3x; see `AUTO_ORDER`),
 else Keras. An export is up to date when `exports.json` says it was made from this very `model.keras`
-(sha256) with the card's temperature and classes; a stale one is skipped with a warning. Converting on
-the fly happens only when a backend is asked for explicitly and no export is there.
+(sha256) with the card's temperature and classes; a stale one is skipped with a warning. With
+`cache_export` (what `predict` and `serve` pass), a folder without an up-to-date export gets model.tflite
+built beside model.keras once (`export.build_cache`), so the default path is the fast one. Otherwise
+converting happens only in memory, when a backend is asked for explicitly and no export is there.
+
+Precision (`leukoscope.precision`): `auto` is fp32 on every machine, so a model gives the same
+probabilities everywhere; bf16 / fp16 run the Keras model through `mixed_precision_model`.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
 from collections.abc import Callable
@@ -28,11 +32,11 @@ import numpy as np
 from leukoscope.errors import ConfigError, ModelError
 from leukoscope.infer.tta import tta_predict
 from leukoscope.models.card import CARD_NAME, WEIGHTS_NAME, ModelCard
+from leukoscope.precision import POLICIES, canonical, inference_precision
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "keras", "tflite", "onnx")
-PRECISIONS = ("auto", "fp32", "bf16")
 # `auto` for a model folder: exports tried in this order before Keras. Measured here (2 shared cores,
 # AVX-512, batch 32, one process per model, backends alternating, median images/s of 6 rounds; the host
 # was loaded by other jobs, load average ~6): EfficientNetB0@224 keras 8.6 / tflite 25 / onnx 15;
@@ -113,59 +117,43 @@ def _chunked(
 
 # --- precision ------------------------------------------------------------------------------------------
 
-
-def resolve_precision(precision: str) -> str:
-    """auto -> bf16 only where the hardware has bf16 units, else fp32.
-
-    Measured here (AVX-512 without BF16): Keras' mixed_bfloat16 runs at 0.45-0.6x of float32, so this CPU
-    gets fp32. On a GPU of compute capability >= 8 (tensor cores) or a CPU with AMX / AVX512-BF16, auto
-    chooses bf16 (not measured on such hardware here; pass --precision fp32 to opt out).
-    """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}", hint=f"choose one of: {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    return "bf16" if fast_bf16() else "fp32"
-
-
-@functools.cache
-def fast_bf16() -> bool:
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        major = (tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0))[0]
-        if major >= 8:
-            return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
 FLOAT32_LAYERS = ("standardize", "logits")  # pixels in, logits out stay float32 (see models.factory)
 
 
-def bf16_model(model: Any) -> Any:
-    """A copy of `model` under Keras' mixed_bfloat16 policy (float32 variables, bf16 compute).
+def mixed_precision_model(model: Any, policy: str = "mixed_bfloat16") -> Any:
+    """A copy of `model` whose layers compute under `policy` (float32 variables, bf16 / fp16 compute).
 
     A `.keras` file stores each layer's dtype policy, so a global policy does not reach a loaded model:
-    the layers are rebuilt from their configs with the policy replaced, and the weights copied.
+    every Layer is rebuilt from its config with the policy replaced, and the weights copied. Graph
+    operations that are not layers (the `x + 3` of MobileNetV3's hard-swish, ConvNeXt's additions) have no
+    policy and follow their inputs' dtype: they are reused as they are. Nested models are cloned too.
     """
     import keras
 
     def clone(layer: Any) -> Any:
+        if not isinstance(layer, keras.layers.Layer):
+            return layer  # a stateless keras.ops operation
         if isinstance(layer, keras.layers.InputLayer) or layer.name in FLOAT32_LAYERS:
             return layer  # shared with the float32 model: same weights, float32 compute
         config = layer.get_config()
-        config["dtype"] = "mixed_bfloat16"
+        config["dtype"] = policy
         return layer.__class__.from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    for source, target in zip(model.layers, copy.layers, strict=True):
-        if source is not target and source.weights:
-            target.set_weights(source.get_weights())
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    copy.set_weights(model.get_weights())
     return copy
+
+
+def _converted(model: Any, precision: str, name: str) -> Any:
+    """`mixed_precision_model`, or one line naming the model and why it cannot run in `precision`."""
+    try:
+        return mixed_precision_model(model, POLICIES[precision])
+    except Exception as exc:  # a layer Keras cannot rebuild under another policy
+        raise ModelError(
+            f"cannot run the model in {precision} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            path=name,
+            hint="use --precision fp32",
+        ) from None
 
 
 # --- Keras ----------------------------------------------------------------------------------------------
@@ -190,16 +178,21 @@ class KerasPredictor:
         precision: str = "auto",
         compile: bool = False,
         batch_size: int = BATCH_SIZE,
+        source: str | Path | None = None,
     ) -> None:
+        """`source`: the model file, named in errors."""
         import tensorflow as tf
 
         self.model = model  # float32, logits: what Grad-CAM and calibration use
         self.card = card
         self.model_id = model_id
-        self.precision = resolve_precision(precision)
+        self.precision = inference_precision(precision)
         self.compiled = bool(compile)
         self.batch_size = batch_size
-        self._runner = model if self.precision == "fp32" else bf16_model(model)
+        if self.precision == "fp32":
+            self._runner = model
+        else:
+            self._runner = _converted(model, self.precision, source or model_id)
         runner = self._runner
 
         def logits(images: Any) -> Any:
@@ -399,15 +392,21 @@ def model_kind(path: Path) -> str:
 
 
 def load_predictor(
-    path: str | Path, *, backend: str = "auto", precision: str = "auto", compile: bool = False
+    path: str | Path,
+    *,
+    backend: str = "auto",
+    precision: str = "auto",
+    compile: bool = False,
+    cache_export: bool = False,
 ) -> Predictor:
     """The predictor for a model folder, its model.keras, an ensemble spec or an export.
 
-    `precision` (bf16) and `compile` (XLA) apply to the Keras backend only.
+    `precision` (auto is fp32; bf16, fp16) and `compile` (XLA) apply to the Keras backend only.
+    `cache_export`: with backend auto, a model folder without an up-to-date export gets one built and
+    kept beside its model.keras (`cache_first_export`), so this and later calls run on it.
     """
     check_backend(backend)
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}", hint=f"choose one of: {', '.join(PRECISIONS)}")
+    precision = canonical(precision)
     path = Path(path)
     if not path.exists():
         raise ModelError(
@@ -417,9 +416,9 @@ def load_predictor(
     if kind == "ensemble":
         from leukoscope.experiments.ensemble import load_ensemble
 
-        return load_ensemble(path, precision, compile=compile, backend=backend)
+        return load_ensemble(path, precision, compile=compile, backend=backend, cache_export=cache_export)
     if kind == "folder":
-        return _load_folder(path, backend, precision, compile)
+        return _load_folder(path, backend, precision, compile, cache_export)
     own = {"saved_model": "keras", "onnx": "onnx", "tflite": "tflite"}[kind]
     if backend not in ("auto", own):
         raise ConfigError(
@@ -464,7 +463,7 @@ def _export_card(path: Path) -> ModelCard:
     return card
 
 
-def _load_folder(path: Path, backend: str, precision: str, compile: bool) -> Predictor:
+def _load_folder(path: Path, backend: str, precision: str, compile: bool, cache_export: bool) -> Predictor:
     from leukoscope.infer.export import EXPORT_FILES, fresh_export
 
     folder = path if path.is_dir() else path.parent
@@ -472,12 +471,15 @@ def _load_folder(path: Path, backend: str, precision: str, compile: bool) -> Pre
     card.model_id = card.model_id or folder.name
     has_keras = (folder / WEIGHTS_NAME).is_file()
     if backend == "auto":
-        wants_keras = path.suffix.lower() == ".keras" or precision == "bf16" or compile
+        wants_keras = path.suffix.lower() == ".keras" or precision not in ("auto", "fp32") or compile
         if not wants_keras:
             for name in AUTO_ORDER:
                 found = fresh_export(folder, name, card) if runtime_available(name) else None
                 if found is not None:
                     return _exported(found, name, card, precision, compile)
+            cached = cache_first_export(folder, card) if cache_export and has_keras else None
+            if cached is not None:
+                return _exported(cached[0], cached[1], card, precision, compile)
         if not has_keras:
             present = [n for n in AUTO_ORDER if (folder / EXPORT_FILES[n]).is_file()]
             if present:
@@ -533,4 +535,22 @@ def _load_keras(folder: Path, card: ModelCard, precision: str, compile: bool) ->
             f"{WEIGHTS_NAME} is missing", path=folder, hint="the keras backend needs the trained model"
         )
     model = load_keras(folder / WEIGHTS_NAME)
-    return KerasPredictor(model, card, model_id=card.model_id, precision=precision, compile=compile)
+    return KerasPredictor(
+        model,
+        card,
+        model_id=card.model_id,
+        precision=precision,
+        compile=compile,
+        source=folder / WEIGHTS_NAME,
+    )
+
+
+def cache_first_export(folder: Path, card: ModelCard) -> tuple[Path, str] | None:
+    """Build the fastest export whose runtime is installed beside model.keras, once (`export.build_cache`)."""
+    from leukoscope.infer.export import build_cache
+
+    for name in AUTO_ORDER:
+        if runtime_available(name) and (name != "onnx" or importlib.util.find_spec("tf2onnx")):
+            built = build_cache(folder, name, card)
+            return None if built is None else (built, name)
+    return None

@@ -1,40 +1,21 @@
 """Where training runs: the precision policy, the devices (one, or several with MirroredStrategy), and XLA.
 
-Measured on the 2-core AVX-512 CPU without BF16 this project is developed on: mixed_bfloat16 ran at
-0.45-0.6x of float32 and XLA 6-40x slower, so `auto` picks float32 and no XLA on such CPUs; BF16 CPUs
-(AVX512-BF16 / AMX) get mixed_bfloat16, GPUs mixed precision (bfloat16 from compute capability 8).
+The precision vocabulary and what `auto` picks live in `leukoscope.precision` (shared with inference):
+float32 on every CPU, mixed precision on GPUs (bfloat16 from compute capability 8, float16 on 7.x).
+XLA was measured 6-40x slower on this CPU, so it is off there by default.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from leukoscope import precision
 from leukoscope.errors import ConfigError
 
 log = logging.getLogger(__name__)
-POLICIES = {"bf16": "mixed_bfloat16", "16": "mixed_float16", "32": "float32"}
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
-
-
-def cpu_supports_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16: bfloat16 matrix maths in hardware (else it is emulated, and slower)."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def gpus() -> list[Any]:
@@ -43,26 +24,13 @@ def gpus() -> list[Any]:
     return list(tf.config.list_physical_devices("GPU"))
 
 
-def gpu_compute_capability(device: Any) -> tuple[int, int]:
-    import tensorflow as tf
-
-    details = tf.config.experimental.get_device_details(device)
-    return tuple(details.get("compute_capability", (0, 0)))  # type: ignore[return-value]
-
-
 def resolve_precision(setting: str, on_gpu: bool | None = None) -> str:
-    """TrainConfig.precision ("auto", "bf16", "16", "32") -> a Keras dtype policy name."""
-    if setting not in ("auto", *POLICIES):
-        raise ConfigError(f"train.precision is {setting!r}", hint="choose one of: auto, bf16, 16, 32")
-    devices = gpus() if on_gpu is None or on_gpu else []
-    if setting == "16" and not devices:
-        raise ConfigError("precision 16 (mixed float16) needs a GPU", hint="use --precision 32 on a CPU")
-    if setting != "auto":
-        return POLICIES[setting]
-    if devices:
-        major = min(gpu_compute_capability(d)[0] for d in devices)
-        return "mixed_bfloat16" if major >= 8 else "mixed_float16" if major >= 7 else "float32"
-    return "mixed_bfloat16" if cpu_supports_bf16() else "float32"
+    """TrainConfig.precision (auto | fp32 | bf16 | fp16, or the old 32 / 16) -> a Keras dtype policy name.
+
+    `on_gpu` False: the job runs on the CPU even where GPUs are visible (devices: cpu).
+    """
+    capabilities = [] if on_gpu is False else precision.gpu_capabilities()
+    return precision.policy(precision.training_precision(setting, capabilities))
 
 
 def resolve_jit(setting: bool | None) -> bool | str:

@@ -195,7 +195,11 @@ class TrainSection:
     patience: int | None = opt(
         _TRAIN.patience, "early-stopping patience in epochs (null: none)", paper=False, minimum=1
     )
-    precision: Precision = opt(_TRAIN.precision, "auto: bf16 / fp16 where the hardware is fast at it")
+    precision: Precision = opt(
+        _TRAIN.precision,
+        "auto | fp32 | bf16 | fp16 (32 / 16: old names); auto: fp32 on CPUs, mixed bf16 on GPUs from "
+        "compute capability 8, fp16 on 7.x",
+    )
     seed: int = opt(_TRAIN.seed, "training seed")
     deterministic: bool = opt(_TRAIN.deterministic, "TensorFlow op determinism: bit-repeatable runs")
     jit_compile: bool | None = opt(_TRAIN.jit_compile, "XLA (null: off on CPU, Keras' choice on GPU)")
