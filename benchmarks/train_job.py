@@ -41,9 +41,9 @@ def workflow_config(spec: dict[str, Any]) -> Any:
         train |= {"batch_size": cpu.train.batch_size, "precision": cpu.train.precision}
         optim |= {"name": cpu.optim.name, "lr": cpu.optim.lr, "betas": list(cpu.optim.betas),
                   "scheduler": cpu.optim.scheduler}  # fmt: skip
+    data.setdefault("preprocess", {})["image_size"] = spec["image_size"]
+    data.setdefault("model", {})["weights"] = "none"  # offline: random start (speed does not depend on it)
     train |= {
-        "image_size": spec["image_size"],
-        "weights": "none",  # offline: the same network, random start (speed and memory do not depend on it)
         "epochs": spec["epochs"],
         "max_steps_per_epoch": spec["steps"],
         "patience": None,

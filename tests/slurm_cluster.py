@@ -53,9 +53,11 @@ TINY = {
     "grid": {"backbones": ["simplecnn"], "losses": ["bce"]},
     "augment": {"target": {"hem": 24, "all": 24}, "shards": 2},
     "train": {
-        "epochs": 10, "batch_size": 8, "image_size": 32, "weights": "none", "patience": None,
-        "deterministic": True, "threads": 1,
+        "epochs": 10, "batch_size": 8, "patience": None, "deterministic": True,
     },
+    "preprocess": {"image_size": 32},
+    "model": {"weights": "none"},
+    "resources": {"threads": 1},
 }  # fmt: skip
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF009  (`opt` returns a dataclasses.field)
 """Every tunable of a run, typed, in one place.
 
 A run's configuration is a `RunConfig` built from defaults, then a YAML file (`--config`), then CLI flags
@@ -15,7 +16,9 @@ from typing import Any, Literal
 
 import yaml
 
+from leukoscope import tree
 from leukoscope.errors import ConfigError
+from leukoscope.tree import plain
 
 CropMode = Literal["cell", "center", "none", "auto"]
 NormalizeMode = Literal["dataset", "backbone"]
@@ -25,32 +28,64 @@ Optimizer = Literal["adam", "adamw", "sgd"]
 Scheduler = Literal["none", "cosine", "plateau"]
 
 
+def opt(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    paper: bool | None = None,
+    factory: Any = dataclasses.MISSING,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    workflow: bool = True,
+    runtime: bool = False,
+) -> Any:
+    """A field with what the workflow's schema says of it (`leukoscope.workflow.schema`).
+
+    `paper`: True (the paper's value), False (not in the paper); `workflow`: False for what config.yaml
+    does not set (the rules fill it in); `runtime`: where or how fast a run goes, not what it computes
+    (left out of the resume key, and allowed with `leukoscope train --resume`).
+    """
+    meta = {"help": help, "paper": paper, "minimum": minimum, "maximum": maximum, "workflow": workflow,
+            "runtime": runtime}  # fmt: skip
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class PreprocessConfig:
     """Deterministic per-image steps; their output (uint8, size x size) is what the cache stores."""
 
-    crop: CropMode = "cell"  # cell: tight box of non-black pixels; center: centre-cell crop; none; auto: by
-    # the background (`leukoscope.data.background`), resolved before any image is preprocessed
-    image_size: int = 224  # not in the paper: the ImageNet size of DenseNet201
-    black_threshold: int = 15  # a pixel is background when max(R,G,B) <= this (C-NMC: cell on black)
-    center_fraction: float = 0.7  # crop="center": side of the centred square, fraction of the shorter side
-    clahe: bool = False  # apply CLAHE once, in preprocessing; AugmentConfig.clahe_p is the random CLAHE
-    clahe_clip: float = 2.0
-    clahe_grid: int = 8
-    normalize: NormalizeMode = "dataset"  # dataset: training-split mean/std (the paper); backbone: its own
-    mean: tuple[float, float, float] | None = None  # filled in from the training split (in [0, 1] units)
-    std: tuple[float, float, float] | None = None
+    crop: CropMode = opt(
+        "cell",
+        "cell: tight box around the cell on black, aspect kept (the paper's); center: the centre square "
+        "(cells on a smear); none; auto: chosen from the images' background",
+        paper=True,
+    )
+    image_size: int = opt(224, "side of the cropped, resized images", paper=False, minimum=16)
+    black_threshold: int = opt(15, "background: max(R,G,B) <= this", minimum=0, maximum=254)
+    center_fraction: float = opt(0.7, "crop=center: side as a share of the shorter side")
+    clahe: bool = opt(False, "CLAHE on every image once (the paper's CLAHE is an augmentation)")
+    clahe_clip: float = opt(2.0, "clip limit of that CLAHE")
+    clahe_grid: int = opt(8, "CLAHE tiles per side (also the augmentation's)", minimum=1)
+    normalize: NormalizeMode = opt(
+        "dataset", "dataset: the training set's mean/std (the paper); backbone: its own", paper=True
+    )
+    mean: tuple[float, float, float] | None = opt(None, "training-set mean, [0, 1] units", workflow=False)
+    std: tuple[float, float, float] | None = opt(None, "training-set std, [0, 1] units", workflow=False)
 
 
 @dataclass
 class AugmentConfig:
     """Random train-time augmentation: NumPy + OpenCV inside tf.data, seeded by (seed, epoch, sample)."""
 
-    hflip: bool = True
-    vflip: bool = True
-    rotation: float = 90.0  # degrees, uniform in [-rotation, rotation]
-    clahe_p: float = 0.5  # probability of a random CLAHE (clip limit uniform in [1, 4])
-    enabled: bool = True
+    hflip: bool = opt(True, "random horizontal flips", paper=True)
+    vflip: bool = opt(True, "random vertical flips", paper=True)
+    rotation: float = opt(90.0, "random rotation, degrees in [-r, r]", paper=False, minimum=0.0)
+    clahe_p: float = opt(
+        0.5, "probability of a random CLAHE (clip limit in [1, 4])", minimum=0.0, maximum=1.0
+    )
+    enabled: bool = opt(True, "false: no random augmentation")
 
 
 @dataclass
@@ -63,16 +98,21 @@ class DataConfig:
     classes: list[str] | None = None  # restrict to / order these classes (default: those in the data)
     positive_class: str | None = None  # two classes: the sigmoid's class (default 'all' when present)
     limit_per_class: int | None = None  # cap images per class (smoke runs)
-    cache_dir: str | None = None  # preprocessing cache (default: ~/.cache/leukoscope)
-    num_workers: int = 0  # parallel tf.data calls for decoding/augmentation (0: tf.data.AUTOTUNE)
+    cache_dir: str | None = opt(None, "preprocessing cache (default: ~/.cache/leukoscope)", runtime=True)
+    num_workers: int = opt(0, "parallel tf.data calls (0: autotune)", runtime=True)
 
 
 @dataclass
 class ModelConfig:
-    backbone: str = "densenet201"  # any keras.applications model, case-insensitive (efficientnetb2, ...)
-    weights: str = "imagenet"  # imagenet (Keras cache) | none | Keras' notop .h5 | .keras / .weights.h5
-    head_hidden: int = 256  # the paper's head: GAP -> Dense(256, ReLU) -> Dense(1, sigmoid)
-    dropout: float = 0.0  # dropout before the output layer (not in the paper)
+    backbone: str = opt("densenet201", "any keras.applications model, case-insensitive", workflow=False)
+    weights: str = opt(
+        "imagenet",
+        "imagenet (fetched once by the weights rule) | none | Keras' notop .h5 | a .keras / .weights.h5 "
+        "file or model folder",
+        paper=True,
+    )
+    head_hidden: int = opt(256, "GAP -> Dense(head_hidden, ReLU) -> Dense(1)", paper=True, minimum=1)
+    dropout: float = opt(0.0, "dropout before the output layer", paper=False, minimum=0.0, maximum=0.99)
 
 
 @dataclass
@@ -83,30 +123,36 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    name: Optimizer = "adam"
-    lr: float = 1e-5
-    betas: tuple[float, float] = (0.7, 0.999)
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    scheduler: Scheduler = "none"
+    name: Optimizer = opt("adam", "adam | adamw | sgd", paper=True)
+    lr: float = opt(1e-5, "learning rate", paper=True)
+    betas: tuple[float, float] = opt((0.7, 0.999), "Adam's beta_1, beta_2", paper=True)
+    weight_decay: float = opt(0.0, "adamw / sgd weight decay")
+    momentum: float = opt(0.9, "sgd momentum")
+    scheduler: Scheduler = opt("none", "none | cosine | plateau", paper=True)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 30  # not in the paper; early stopping on validation weighted F1 ends most runs sooner
-    batch_size: int = 32
-    precision: Precision = "auto"  # auto: fp32 on CPUs; GPUs: bf16 from cc 8, fp16 on 7.x (precision.py)
-    seed: int = 42
-    deterministic: bool = False  # tf op determinism: bit-repeatable runs and resumes, somewhat slower
-    balance: BalanceMode = "none"  # oversample: to oversample_to (the paper); class_weight: Keras weights
-    oversample_to: dict[str, int] | None = None  # e.g. {"hem": 10778, "all": 9272} (the paper's 20,050)
-    patience: int | None = 8  # early stopping on validation weighted F1 (not in the paper)
-    devices: str = "auto"  # auto: every visible GPU (MirroredStrategy when > 1) | a count | ids | cpu:N
-    jit_compile: bool | None = None  # XLA; None: off on CPU (measured 6-40x slower here), Keras' auto on GPU
-    run_eagerly: bool = False  # skip graph tracing (~100 s for DenseNet201): faster for a dozen steps
-    max_steps_per_epoch: int | None = None  # smoke runs and benchmarks
-    state_dir: str | None = None  # resume state (default: <out>.state), outside the run's own outputs
-    progress: bool = True
+    epochs: int = opt(30, "maximum epochs (early stopping on validation weighted F1)", paper=False, minimum=1)
+    batch_size: int = opt(32, "images per step", paper=True, minimum=1)
+    precision: Precision = opt(
+        "auto", "auto: fp32 on CPUs; GPUs: mixed bf16 from compute capability 8, fp16 on 7.x"
+    )
+    seed: int = opt(42, "training seed (the workflow's grid.seeds set it per job; here: the splits)")
+    deterministic: bool = opt(False, "TensorFlow op determinism: bit-repeatable runs and resumes")
+    balance: BalanceMode = opt(
+        "none", "oversample: to oversample_to; class_weight: Keras class weights", workflow=False
+    )
+    oversample_to: dict[str, int] | None = opt(None, "samples per class (the paper's)", workflow=False)
+    patience: int | None = opt(8, "early-stopping patience in epochs (null: none)", paper=False, minimum=1)
+    devices: str = opt(
+        "auto", "one job's devices: auto (its GPUs; MirroredStrategy when > 1), a count, ids, cpu, cpu:N"
+    )
+    jit_compile: bool | None = opt(None, "XLA (null: off on CPU, Keras' choice on GPU)")
+    run_eagerly: bool = opt(False, "no graph tracing: faster for a dozen steps")
+    max_steps_per_epoch: int | None = opt(None, "cap on steps per epoch (smoke runs)", minimum=1)
+    state_dir: str | None = opt(None, "resume state (default: <out>.state)", workflow=False, runtime=True)
+    progress: bool = opt(True, "a progress bar", workflow=False, runtime=True)
 
     def __post_init__(self) -> None:
         from leukoscope.precision import ALIASES
@@ -123,13 +169,13 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    out: str = "runs/latest"
+    out: str = opt("runs/latest", "the run's folder", workflow=False, runtime=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
+        return yaml.safe_dump(plain(self.to_dict()), sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -148,13 +194,9 @@ class RunConfig:
         for key, value in dotted.items():
             if value is None:
                 continue
-            node = merged
-            *parents, leaf = key.split(".")
-            for part in parents:
-                node = node[part]
-            if leaf not in node:
+            if not tree.has(merged, key):
                 raise ConfigError(f"unknown setting {key!r}")
-            node[leaf] = value
+            tree.put(merged, key, value)
         return RunConfig.from_dict(merged)
 
 
@@ -174,14 +216,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def yaml_on_key(params: dict[Any, Any]) -> dict[Any, Any]:
     """YAML 1.1 reads an unquoted `on:` key as the boolean True: the hinge losses' `on` parameter."""
     return {("on" if k is True else k): v for k, v in params.items()}
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
@@ -257,5 +291,14 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     return value
 
 
-def replace(obj: Any, **changes: Any) -> Any:
-    return dataclasses.replace(obj, **changes)
+def runtime_keys(cls: type | None = None, prefix: str = "") -> list[str]:
+    """Dotted keys of the fields marked `runtime` (where or how fast a run goes, not what it computes)."""
+    cls = cls or RunConfig
+    keys = []
+    for f in fields(cls):
+        tp = typing.get_type_hints(cls)[f.name]
+        if is_dataclass(tp):
+            keys += runtime_keys(tp, f"{prefix}{f.name}.")
+        elif f.metadata.get("runtime"):
+            keys.append(f"{prefix}{f.name}")
+    return keys

@@ -9,8 +9,10 @@ import yaml
 
 from leukoscope.config import RunConfig
 from leukoscope.errors import ConfigError
+from leukoscope.tree import get as lookup
+from leukoscope.tree import plain
 from leukoscope.workflow import schema
-from leukoscope.workflow.config import SHARED_DEFAULTS, WorkflowConfig, lookup, run_config
+from leukoscope.workflow.config import WorkflowConfig, run_config
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED = (
@@ -22,13 +24,10 @@ REQUIRED = (
     "grid.losses",
     "train.epochs",
     "train.batch_size",
-    "train.image_size",
-    "train.weights",
+    "preprocess.image_size",
+    "model.weights",
+    "resources.gpus",
 )
-
-
-def _plain(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def test_committed_schema_is_generated_from_the_dataclasses() -> None:
@@ -38,12 +37,18 @@ def test_committed_schema_is_generated_from_the_dataclasses() -> None:
     )
 
 
-@pytest.mark.parametrize(("workflow_key", "run_key"), SHARED_DEFAULTS)
-def test_schema_and_library_defaults_agree(workflow_key: str, run_key: str) -> None:
-    library = _plain(lookup(RunConfig().to_dict(), run_key))
-    assert _plain(lookup(WorkflowConfig().to_dict(), workflow_key)) == library
-    filled = schema.check({})  # the schema's defaults, as Snakemake's validate fills them in
-    assert _plain(lookup(filled, workflow_key)) == library
+def test_the_workflow_nests_the_engines_sections() -> None:
+    """One tree: preprocess, model, optim and train are the engine's dataclasses, so a training job's
+    RunConfig is those sections merged with what the job adds (no key map between two vocabularies)."""
+    cfg = WorkflowConfig.from_dict(schema.check({"train": {"epochs": 4}, "optim": {"lr": 0.01}}))
+    run = run_config(cfg, "efficientnetb0", "focal", out="o", state_dir="s", seed=7, crop="center")
+    for section in ("optim", "augment"):
+        assert getattr(run, section) == (cfg.optim if section == "optim" else cfg.train.augment)
+    assert run.train.epochs == 4 and run.train.seed == 7 and run.optim.lr == 0.01
+    assert run.model.weights == cfg.model.weights and run.model.backbone == "efficientnetb0"
+    assert run.preprocess.image_size == cfg.preprocess.image_size and run.preprocess.crop == "center"
+    engine = RunConfig()
+    assert schema.check({})["optim"] == plain(engine.to_dict()["optim"])  # the same defaults
 
 
 def test_schema_defaults_build_the_default_config() -> None:
@@ -57,7 +62,7 @@ def test_config_yaml_is_the_papers_recipe() -> None:
     cfg = WorkflowConfig.from_dict(schema.check(raw))
     assert cfg.grid.backbones == ["densenet201", "efficientnetb2"]
     assert cfg.grid.losses == ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"]
-    assert cfg.train.weights == "imagenet" and cfg.train.batch_size == 32
+    assert cfg.model.weights == "imagenet" and cfg.train.batch_size == 32
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.betas) == ("adam", 1e-5, (0.7, 0.999))
     assert cfg.preprocess.crop == "auto" and cfg.preprocess.normalize == "dataset"
     assert cfg.protocol == "paper" and cfg.eval_splits == ["val"] and cfg.grid.seeds == [42]
@@ -72,10 +77,19 @@ def test_renamed_keys_still_work_with_a_notice() -> None:
     notices: list[str] = []
     from leukoscope.workflow.config import apply_aliases
 
-    data = apply_aliases({"protocol": "official", "folds": 5, "losses": {"hinge": {True: "logit"}}}, notices)
+    old = {
+        "protocol": "official",
+        "folds": 5,
+        "losses": {"hinge": {True: "logit"}},
+        "train": {"image_size": 96, "weights": "none", "threads": 2, "epochs": 3},
+    }
+    data = apply_aliases(old, notices)
     cfg = WorkflowConfig.from_dict(schema.check(data))
     assert cfg.protocol == "heldout" and cfg.cv.folds == 5 and cfg.losses["hinge"] == {"on": "logit"}
-    assert len(notices) == 2 and "official is now called heldout" in notices[1]
+    assert (cfg.preprocess.image_size, cfg.model.weights, cfg.resources.threads) == (96, "none", 2)
+    assert cfg.train.epochs == 3 and len(notices) == 5
+    assert "train.image_size is now preprocess.image_size" in " ".join(notices)
+    assert "official is now called heldout" in notices[-1]
 
 
 def test_a_users_target_mapping_replaces_the_base_one(tmp_path: Path) -> None:
@@ -85,13 +99,20 @@ def test_a_users_target_mapping_replaces_the_base_one(tmp_path: Path) -> None:
     mine.write_text("augment:\n  target: {Kelas 1: 50, Kelas 2: 50}\nlosses:\n  hinge: {on: logit}\n")
     merged = merged_config(mine)
     assert merged["augment"]["target"] == {"Kelas 1": 50, "Kelas 2": 50}  # no hem / all left from the base
-    assert merged["losses"]["hinge"] == {"on": "logit"} and merged["protocol"] == "paper"
+    from leukoscope.workflow.config import apply_aliases
+
+    assert apply_aliases(merged)["losses"]["hinge"] == {"on": "logit"} and merged["protocol"] == "paper"
 
 
 def test_run_config_maps_workflow_keys_to_the_library() -> None:
     cfg = WorkflowConfig.from_dict(
         schema.check(
-            {"train": {"image_size": 96, "weights": "none", "epochs": 3}, "losses": {"focal": {"gamma": 3}}}
+            {
+                "preprocess": {"image_size": 96},
+                "model": {"weights": "none"},
+                "train": {"epochs": 3},
+                "losses": {"focal": {"gamma": 3}},
+            }
         )
     )
     run = run_config(cfg, "efficientnetb2", "focal", out="o", state_dir="s")
@@ -135,9 +156,9 @@ def test_unknown_names_are_one_line() -> None:
 def test_imagenet_weights_for_a_backbone_without_them_is_one_line_before_any_job() -> None:
     cfg = WorkflowConfig.from_dict(schema.check({"grid": {"backbones": ["simplecnn"]}}))  # weights: imagenet
     with pytest.raises(
-        ConfigError, match=r"SimpleCNN has no ImageNet weights \(train\.weights is imagenet\)"
+        ConfigError, match=r"SimpleCNN has no ImageNet weights \(model\.weights is imagenet\)"
     ):
         cfg.check_names()
     WorkflowConfig.from_dict(
-        schema.check({"grid": {"backbones": ["simplecnn"]}, "train": {"weights": "none"}})
+        schema.check({"grid": {"backbones": ["simplecnn"]}, "model": {"weights": "none"}})
     ).check_names()

@@ -43,7 +43,7 @@ def test_visible_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     assert gpus.visible_gpus("auto") == ["1", "3"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert gpus.visible_gpus("auto") == []
-    with pytest.raises(ConfigError, match=r"train\.gpus"):
+    with pytest.raises(ConfigError, match=r"resources\.gpus"):
         gpus.visible_gpus("first")
 
 
@@ -141,10 +141,10 @@ def test_the_parse_time_pool_refuses_more_gpus_than_exist(monkeypatch: pytest.Mo
     assert gpus.gpu_pool("auto", 3, given=6) == (["0", "1"], 6)
     assert gpus.gpu_pool("1", 2, given=1) == (["1"], 2)  # fewer than the slots: the user's cap
     with pytest.raises(
-        ConfigError, match=r"--resources gpu=3 asks for more .* 2 GPU\(s\) x train\.jobs_per_gpu 1 = 2"
+        ConfigError, match=r"--resources gpu=3 asks for more .* 2 GPU\(s\) x resources\.jobs_per_gpu 1 = 2"
     ):
         gpus.gpu_pool("auto", 1, given=3)
-    with pytest.raises(ConfigError, match=r"train\.gpus is '0,1,2'.*shows GPU\(s\) 0,1.*drop 2"):
+    with pytest.raises(ConfigError, match=r"resources\.gpus is '0,1,2'.*shows GPU\(s\) 0,1.*drop 2"):
         gpus.gpu_pool("0,1,2", 1)
     assert gpus.gpu_pool("none", 2, given=100) == ([], 0)  # a login node: the profile's cap for SLURM
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
@@ -154,7 +154,7 @@ def test_the_parse_time_pool_refuses_more_gpus_than_exist(monkeypatch: pytest.Mo
 @pytest.mark.slow
 def test_the_workflow_refuses_more_gpu_jobs_than_slots_at_start(tmp_path: Path) -> None:
     """common.smk calls gpu_pool: `--resources gpu=5` on two (fake) GPUs is one line before any job,
-    unless train.jobs_per_gpu gives the GPUs that many slots."""
+    unless resources.jobs_per_gpu gives the GPUs that many slots."""
     from leukoscope.data.synth import write_cnmc_synth
 
     repo = Path(__file__).resolve().parents[2]
@@ -165,7 +165,7 @@ def test_the_workflow_refuses_more_gpu_jobs_than_slots_at_start(tmp_path: Path) 
     runs = {}
     for jobs_per_gpu in (2, 3):
         overlay = tmp_path / f"gpus{jobs_per_gpu}.yaml"
-        overlay.write_text(f"dataset: {{path: {data}}}\ntrain: {{jobs_per_gpu: {jobs_per_gpu}}}\n")
+        overlay.write_text(f"dataset: {{path: {data}}}\nresources: {{jobs_per_gpu: {jobs_per_gpu}}}\n")
         runs[jobs_per_gpu] = subprocess.run(
             [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path),
              "--configfile", str(repo / "config.yaml"), str(overlay), "--resources", "gpu=5", "-n"],

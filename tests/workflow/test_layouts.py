@@ -87,7 +87,8 @@ def test_each_layout_runs_through_the_data_stages(tmp_path: Path, case: str) -> 
         "protocol": protocol,
         "grid": {"backbones": ["simplecnn"], "losses": ["bce"]},
         "augment": {"shards": 1},
-        "train": {"image_size": 24, "weights": "none"},
+        "preprocess": {"image_size": 24},
+        "model": {"weights": "none"},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     scope = "cv/fold_0/" if protocol == "cv" else ""

@@ -54,7 +54,7 @@ def test_touching_one_losss_config_changes_only_its_jobs() -> None:
 
 
 def test_runtime_settings_do_not_retrain() -> None:
-    before, after = _cfg(), _cfg(train={"threads": 4, "gpus": "none", "mem_mb": 1000})
+    before, after = _cfg(), _cfg(resources={"threads": 4, "gpus": "none", "mem_mb": 1000})
     assert plan.train_settings(before, "densenet201", "bce", 42) == plan.train_settings(
         after, "densenet201", "bce", 42
     )
@@ -137,21 +137,21 @@ def test_a_start_weights_file_is_checked_at_parse_time_and_is_a_training_input(t
     notop = tmp_path / "efficientnetb2_notop.h5"
     notop.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
     one = {"grid": {"backbones": ["efficientnetb2"]}}
-    cfg = plan.load(schema.check({**synthetic, **one, "train": {"weights": str(notop)}}))
+    cfg = plan.load(schema.check({**synthetic, **one, "model": {"weights": str(notop)}}))
     assert plan.start_weights(cfg) == str(notop) and not cfg.uses_imagenet()
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "model.keras").write_bytes(b"PK\x03\x04" + bytes(64))
-    cfg = plan.load(schema.check({**synthetic, **one, "train": {"weights": str(folder)}}))
+    cfg = plan.load(schema.check({**synthetic, **one, "model": {"weights": str(folder)}}))
     assert plan.start_weights(cfg) == str(folder / "model.keras")
-    assert plan.start_weights(_cfg()) is None and plan.start_weights(_cfg(train={"weights": "none"})) is None
+    assert plan.start_weights(_cfg()) is None and plan.start_weights(_cfg(model={"weights": "none"})) is None
     (tmp_path / "page.h5").write_text("<html>")
     for weights, message in (
         (tmp_path / "nowhere.h5", "the start weights file does not exist"),
         (tmp_path / "page.h5", r"page\.h5 is not a Keras weights file"),
     ):
         with pytest.raises(ConfigError, match=message) as info:
-            plan.load(schema.check({**synthetic, **one, "train": {"weights": str(weights)}}))
+            plan.load(schema.check({**synthetic, **one, "model": {"weights": str(weights)}}))
         assert "\n" not in info.value.one_line() and str(weights) in info.value.one_line()
     with pytest.raises(ConfigError, match="a weights file fits one"):  # the paper's two backbones
-        plan.load(schema.check({**synthetic, "train": {"weights": str(notop)}}))
+        plan.load(schema.check({**synthetic, "model": {"weights": str(notop)}}))

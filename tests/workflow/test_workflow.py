@@ -240,7 +240,9 @@ def test_a_job_that_fails_leaves_nothing_taken_as_done(tmp_path: Path) -> None:
         "dataset": {"path": str(tmp_path / "cells")},
         "protocol": "cv",
         "grid": {"backbones": ["simplecnn"], "losses": ["bce"]},
-        "train": {"image_size": 16, "weights": "none", "epochs": 1},
+        "preprocess": {"image_size": 16},
+        "model": {"weights": "none"},
+        "train": {"epochs": 1},
         "augment": {"shards": 1},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
@@ -339,7 +341,7 @@ def test_a_start_weights_file_is_an_input_of_the_training_jobs(small_cnmc: Path,
     start.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
     overlay = tmp_path / "here.yaml"
     config = {"dataset": {"path": str(small_cnmc)}, "grid": {"backbones": ["simplecnn"], "losses": ["bce"]}}
-    overlay.write_text(yaml.safe_dump(config | {"train": {"weights": str(start)}}))
+    overlay.write_text(yaml.safe_dump(config | {"model": {"weights": str(start)}}))
     dry = snakemake("--directory", str(tmp_path), "--configfile", str(overlay), "-n", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr[-3000:]
     train = dry.stdout.split("rule train:")[1].split("\n\n")[0]
@@ -363,7 +365,9 @@ def test_a_weights_file_that_does_not_fit_fails_its_training_job_in_one_line(
         "dataset": {"path": str(small_cnmc)},
         "grid": {"backbones": ["efficientnetb0"], "losses": ["bce"]},
         "augment": {"target": {"hem": 8, "all": 8}, "shards": 1},
-        "train": {"image_size": 32, "weights": str(other), "epochs": 1, "batch_size": 4},
+        "preprocess": {"image_size": 32},
+        "model": {"weights": str(other)},
+        "train": {"epochs": 1, "batch_size": 4},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     run = subprocess.run(
@@ -410,7 +414,7 @@ def test_lint_and_snakefmt_are_clean() -> None:
         ({"dataset": {"path": "../cells"}}, "protocol paper validates on the data's labelled"),
         ({"dataset": {"path": "../cells"}}, "the dataset has only one class (all)"),
         (
-            {"train": {"weights": "nowhere_notop.h5"}, "grid": {"backbones": ["efficientnetb0"]}},
+            {"model": {"weights": "nowhere_notop.h5"}, "grid": {"backbones": ["efficientnetb0"]}},
             "the start weights file does not exist",
         ),
     ],

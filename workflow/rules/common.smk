@@ -2,13 +2,10 @@
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from leukoscope.errors import LeukoScopeError
-from leukoscope.workflow.config import apply_aliases
 from leukoscope.workflow import gpus as GPU
 from leukoscope.workflow import plan as P
-from leukoscope.workflow import schema as S
 
 ENV = "../../envs/leukoscope.yaml"
 # Jobs import this clone's engine (see envs/README.md).
@@ -19,22 +16,21 @@ MAIN = workflow.is_main_process
 
 
 def _checked_config():
-    """Renamed keys read (one notice each), one line for a config that breaks the schema, then
-    Snakemake's own validation (fills defaults) and the checks against the data."""
+    """The config, checked once: renamed keys read (a notice each), the schema (defaults filled), then
+    the data; any problem is one line."""
     notices = []
-    apply_aliases(config, notices)
-    if MAIN:
-        for notice in notices:
-            print(notice, file=sys.stderr)
     try:
-        S.check(config, source=", ".join(map(str, workflow.configfiles)) or "config")
+        cfg = P.load(
+            config,
+            source=", ".join(map(str, workflow.configfiles)) or "config",
+            check_data=MAIN and not LINTING,
+            notices=notices,
+        )
     except LeukoScopeError as exc:
         raise WorkflowError(exc.one_line()) from None
-    validate(config, "../schemas/config.schema.yaml")
-    try:
-        return P.load(config, check_data=MAIN and not LINTING)
-    except LeukoScopeError as exc:
-        raise WorkflowError(exc.one_line()) from None
+    for notice in notices if MAIN else []:
+        print(notice, file=sys.stderr)
+    return cfg
 
 
 CFG = _checked_config()
@@ -53,30 +49,32 @@ if MAIN and not LINTING:
 
     release_stale_locks()
 
-# GPUs: cap the `gpu` resource at GPUs x train.jobs_per_gpu slots (--resources gpu=N may lower it; more
+# GPUs: cap the `gpu` resource at GPUs x resources.jobs_per_gpu slots (--resources gpu=N may lower it; more
 # than exists is one line) and hand the pool to the jobs, which lock one slot each (leukoscope.workflow.gpus).
 if MAIN and not LINTING:
     _given = workflow.global_resources.get("gpu")
     try:
         GPUS, _slots = GPU.gpu_pool(
-            CFG.train.gpus, CFG.train.jobs_per_gpu, getattr(_given, "value", _given)
+            CFG.resources.gpus,
+            CFG.resources.jobs_per_gpu,
+            getattr(_given, "value", _given),
         )
     except LeukoScopeError as exc:
         raise WorkflowError(exc.one_line()) from None
-    GPU.share_pool(GPUS, CFG.train.jobs_per_gpu)
+    GPU.share_pool(GPUS, CFG.resources.jobs_per_gpu)
     # Only where there are GPUs: a cluster's login node has none, and its jobs ask SLURM for theirs.
     if GPUS and _given is None:
         workflow.register_resource("gpu", _slots)
 else:  # a cluster job: its GPU is SLURM's; jobs_per_gpu > 1 still makes its memory grow on demand
     GPUS = GPU.shared_pool()
-    GPU.share_pool(GPUS, CFG.train.jobs_per_gpu)
+    GPU.share_pool(GPUS, CFG.resources.jobs_per_gpu)
 GPU_PER_JOB = 1 if GPUS else 0
 TRAIN_THREADS = GPU.train_threads(
     workflow.global_resources["_cores"].value,
     GPUS,
-    CFG.train.threads,
-    CFG.train.cpu_jobs,
-    CFG.train.jobs_per_gpu,
+    CFG.resources.threads,
+    CFG.resources.cpu_jobs,
+    CFG.resources.jobs_per_gpu,
 )
 
 

@@ -21,7 +21,7 @@ rule predict:
     threads: TRAIN_THREADS
     resources:
         gpu=GPU_PER_JOB,
-        mem_mb=CFG.train.mem_mb,
+        mem_mb=CFG.resources.mem_mb,
     params:
         parts=P.predict_parts(CFG),
         fold=lambda wildcards: P.fold_of(wildcards.scope),

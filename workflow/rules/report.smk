@@ -145,7 +145,7 @@ rule gradcam:
     threads: TRAIN_THREADS
     resources:
         gpu=GPU_PER_JOB,
-        mem_mb=CFG.train.mem_mb,
+        mem_mb=CFG.resources.mem_mb,
     params:
         model_dirs={
             f"{b}/{l}": P.model_dir("", b, l, CFG.grid.seeds[0]) for b, l in MODELS

@@ -28,8 +28,8 @@ rule train:
     threads: TRAIN_THREADS
     resources:
         gpu=GPU_PER_JOB,
-        mem_mb=CFG.train.mem_mb,
-        runtime=CFG.train.runtime,
+        mem_mb=CFG.resources.mem_mb,
+        runtime=CFG.resources.runtime,
     params:
         run=lambda wildcards: P.train_settings(
             CFG, wildcards.backbone, wildcards.loss, wildcards.seed

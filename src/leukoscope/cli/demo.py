@@ -39,18 +39,17 @@ DEMO_CONFIG: dict[str, Any] = {
         "losses": ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"],
     },
     "augment": {"target": {"hem": 32, "all": 32}, "shards": 2},
+    "preprocess": {"image_size": 32},
+    "model": {"weights": "none"},
     "train": {
         "epochs": 1,
         "batch_size": 32,
-        "image_size": 32,
-        "weights": "none",
         "patience": None,
         "run_eagerly": True,
         "max_steps_per_epoch": 2,
-        "threads": 1,
-        "cpu_jobs": 2,
         "augment": {"clahe_p": 0.0},
     },
+    "resources": {"threads": 1, "cpu_jobs": 2},
     "optim": {"lr": 1.0e-3},
 }
 

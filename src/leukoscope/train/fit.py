@@ -25,15 +25,16 @@ from typing import Any
 
 import pandas as pd
 
+from leukoscope import tree
 from leukoscope._io import atomic_path, try_lock, write_json, write_text
-from leukoscope.config import PreprocessConfig, RunConfig
+from leukoscope.config import PreprocessConfig, RunConfig, runtime_keys
 from leukoscope.errors import ConfigError
 from leukoscope.train.inputs import HISTORY, FitInputs
 
 log = logging.getLogger(__name__)
 RUN_FILES = ("model.keras", "model_card.json", "metrics.json", HISTORY, "curves.png", "splits.csv")
 # settings that change how fast or where a run goes, not what it computes: not part of the resume key
-RUNTIME_KEYS = ("out", "train.progress", "train.state_dir", "data.num_workers", "data.cache_dir")
+RUNTIME_KEYS = tuple(runtime_keys())
 
 
 def fit(cfg: RunConfig, resume: str | Path | None = None, overwrite: bool = False) -> Path:
@@ -80,11 +81,7 @@ def config_hash(cfg: RunConfig, inputs: FitInputs) -> str:
     """What decides the trained weights: the config minus runtime knobs, the data, the classes."""
     data = cfg.to_dict()
     for dotted in RUNTIME_KEYS:
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node[part]
-        node.pop(leaf, None)
+        tree.pop(data, dotted)
     data["_inputs"] = {
         "fingerprint": inputs.fingerprint,
         "classes": inputs.class_names,

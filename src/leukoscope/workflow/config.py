@@ -1,35 +1,34 @@
 # ruff: noqa: RUF009  (`opt` returns a dataclasses.field)
-"""The workflow's configuration (config.yaml), typed: one source of defaults for the schema and the rules.
+"""The workflow's configuration (config.yaml), typed: the engine's sections nested, the workflow's own around.
 
-Where a setting is also a `leukoscope.config.RunConfig` setting, its default is read from RunConfig, so
-the two cannot drift apart; `workflow/schemas/config.schema.yaml` is generated from these classes
-(`leukoscope.workflow.schema`) and a test regenerates it. The Snakefile validates `config` against that
-schema (filling in defaults), then `WorkflowConfig.from_dict` gives the rules typed values, and
-`run_config` maps one grid cell (backbone x loss) to the RunConfig its training job runs.
-
-Field metadata: `help` (the schema's description), `paper` (True: the paper's value; False: not in the
-paper), `minimum`/`maximum` (schema bounds).
+`preprocess`, `model`, `optim` and `train` (with `train.augment`, the online augmentation) ARE the engine's
+`leukoscope.config` sections, so a training job's RunConfig is these sections merged (`run_config`), not
+a map of keys; the workflow adds where the data come from (`dataset`), which split does what
+(`protocol`, `val_fold`, `cv`), the grid (`grid`, `losses`), the offline `augment` stage, `stats`,
+`evaluate`, `ensemble` and the machines' `resources`. `workflow/schemas/config.schema.yaml` is generated
+from these classes (`leukoscope.workflow.schema`); field metadata (`leukoscope.config.opt`) gives its
+descriptions and bounds. Keys that moved or were renamed are read under their new names with a notice.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from leukoscope import tree
 from leukoscope.config import (
     AugmentConfig,
-    DataConfig,
+    CropMode,
+    LossConfig,
     ModelConfig,
-    NormalizeMode,
     OptimConfig,
-    Precision,
     PreprocessConfig,
     RunConfig,
     TrainConfig,
     _build,
-    _plain,
+    opt,
     yaml_on_key,
 )
 from leukoscope.errors import ConfigError
@@ -37,30 +36,12 @@ from leukoscope.errors import ConfigError
 Source = Literal["local", "url", "kaggle", "synthetic"]
 Protocol = Literal["paper", "heldout", "cv"]
 TargetRule = Literal["auto", "balance"]
-WorkflowCrop = Literal["auto", "cell", "center", "none"]
 StatsImages = Literal["augmented", "original"]
 SelectMetric = Literal["weighted_f1", "accuracy", "roc_auc"]
 
-_DATA, _PRE, _MODEL, _TRAIN = DataConfig(), PreprocessConfig(), ModelConfig(), TrainConfig()
-
 PAPER_BACKBONES = ["densenet201", "efficientnetb2"]
 PAPER_LOSSES = ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"]
-
-
-def opt(
-    default: Any = dataclasses.MISSING,
-    help: str = "",
-    *,
-    paper: bool | None = None,
-    factory: Any = dataclasses.MISSING,
-    minimum: float | None = None,
-    maximum: float | None = None,
-) -> Any:
-    """A dataclass field carrying the schema's description and bounds."""
-    meta = {"help": help, "paper": paper, "minimum": minimum, "maximum": maximum}
-    if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+_AUG, _TRAIN = AugmentConfig(), TrainConfig()
 
 
 @dataclass
@@ -97,13 +78,9 @@ class DatasetConfig:
     synthetic: SyntheticConfig = opt(
         factory=SyntheticConfig, help="source synthetic: the generator's settings"
     )
-    classes: list[str] | None = opt(_DATA.classes, "restrict to / order these classes (default: the data's)")
-    positive_class: str | None = opt(
-        _DATA.positive_class, "two classes: the sigmoid's class (default: 'all' when present)"
-    )
-    limit_per_class: int | None = opt(
-        _DATA.limit_per_class, "cap images per class and split (smoke runs)", minimum=1
-    )
+    classes: list[str] | None = opt(None, "restrict to / order these classes (default: the data's)")
+    positive_class: str | None = opt(None, "two classes: the sigmoid's class (default: 'all' when present)")
+    limit_per_class: int | None = opt(None, "cap images per class and split (smoke runs)", minimum=1)
     skip_unreadable: bool = opt(
         False, "false: unreadable images stop the samples rule (listed); true: they are left out"
     )
@@ -123,22 +100,14 @@ class GridConfig:
 
 
 @dataclass
-class PreprocessSection:
-    """Deterministic per-image steps of the crop stage (image size: train.image_size)."""
+class PreprocessSection(PreprocessConfig):
+    """The engine's preprocessing, `crop: auto` by default: the samples rule picks cell or center."""
 
-    crop: WorkflowCrop = opt(
+    crop: CropMode = opt(
         "auto",
-        "auto: cell on black backgrounds (C-NMC, the paper's tight crop), center on smears; "
+        "auto: the tight cell crop on black backgrounds (C-NMC, the paper's), the centre square on smears; "
         "cell: tight box around the cell, aspect kept; center; none",
         paper=True,
-    )
-    black_threshold: int = opt(_PRE.black_threshold, "background: max(R,G,B) <= this", minimum=0, maximum=254)
-    center_fraction: float = opt(_PRE.center_fraction, "crop=center: side as a share of the shorter side")
-    clahe: bool = opt(_PRE.clahe, "CLAHE on every image once (the paper's CLAHE is an augmentation)")
-    clahe_clip: float = opt(_PRE.clahe_clip, "clip limit of that CLAHE")
-    clahe_grid: int = opt(_PRE.clahe_grid, "CLAHE tiles per side (also the augmentation's)", minimum=1)
-    normalize: NormalizeMode = opt(
-        _PRE.normalize, "dataset: the training set's mean/std (the paper); backbone: its own", paper=True
     )
 
 
@@ -160,10 +129,10 @@ class AugmentSection:
     keep_originals: bool = opt(
         True, "each image's first copy is kept as it is; only extra copies are augmented"
     )
-    hflip: bool = opt(AugmentConfig.hflip, "random horizontal flips", paper=True)
-    vflip: bool = opt(AugmentConfig.vflip, "random vertical flips", paper=True)
-    rotation: float = opt(AugmentConfig.rotation, "random rotation, degrees in [-r, r]", minimum=0.0)
-    clahe_p: float = opt(AugmentConfig.clahe_p, "probability of CLAHE", paper=True, minimum=0.0, maximum=1.0)
+    hflip: bool = opt(_AUG.hflip, "random horizontal flips", paper=True)
+    vflip: bool = opt(_AUG.vflip, "random vertical flips", paper=True)
+    rotation: float = opt(_AUG.rotation, "random rotation, degrees in [-r, r]", minimum=0.0)
+    clahe_p: float = opt(_AUG.clahe_p, "probability of CLAHE", paper=True, minimum=0.0, maximum=1.0)
     shards: int = opt(8, "number of .npy shards the set is written as", paper=False, minimum=1)
     seed: int = opt(_TRAIN.seed, "seed of the oversampling and the augmentation draws")
 
@@ -176,49 +145,23 @@ class StatsSection:
 
 
 @dataclass
-class TrainSection:
-    epochs: int = opt(
-        _TRAIN.epochs, "maximum epochs (early stopping on validation weighted F1)", paper=False, minimum=1
-    )
-    batch_size: int = opt(_TRAIN.batch_size, "images per step", paper=True, minimum=1)
-    image_size: int = opt(_PRE.image_size, "side of the cropped, resized images", paper=False, minimum=16)
-    weights: str = opt(
-        _MODEL.weights,
-        "imagenet (Keras' cache: resources/keras/models) | none | a file: Keras' notop .h5 (one backbone), "
-        "a .keras / .weights.h5 model",
-        paper=True,
-    )
-    head_hidden: int = opt(
-        _MODEL.head_hidden, "GAP -> Dense(head_hidden, ReLU) -> Dense(1)", paper=True, minimum=1
-    )
-    dropout: float = opt(_MODEL.dropout, "dropout before the output layer", minimum=0.0, maximum=0.99)
-    patience: int | None = opt(
-        _TRAIN.patience, "early-stopping patience in epochs (null: none)", paper=False, minimum=1
-    )
-    precision: Precision = opt(
-        _TRAIN.precision,
-        "auto | fp32 | bf16 | fp16 (32 / 16: old names); auto: fp32 on CPUs, mixed bf16 on GPUs from "
-        "compute capability 8, fp16 on 7.x",
-    )
-    seed: int = opt(_TRAIN.seed, "training seed")
-    deterministic: bool = opt(_TRAIN.deterministic, "TensorFlow op determinism: bit-repeatable runs")
-    jit_compile: bool | None = opt(_TRAIN.jit_compile, "XLA (null: off on CPU, Keras' choice on GPU)")
-    run_eagerly: bool = opt(_TRAIN.run_eagerly, "no graph tracing: faster for a dozen steps")
-    max_steps_per_epoch: int | None = opt(
-        _TRAIN.max_steps_per_epoch, "cap on steps per epoch (smoke runs)", minimum=1
-    )
+class TrainSection(TrainConfig):
+    """The engine's training settings, with the online augmentation on top of the offline set."""
+
     augment: AugmentConfig = opt(
         factory=AugmentConfig, help="online augmentation on top of the offline set (flips, rotation, CLAHE)"
     )
-    threads: int | None = opt(None, "CPU threads per training job (null: auto)", minimum=1)
+
+
+@dataclass
+class ResourcesSection:
+    """What the scheduler gives each job (Snakemake threads and resources); not what a job computes."""
+
+    threads: int | None = opt(None, "CPU threads per training / predict job (null: auto)", minimum=1)
     cpu_jobs: int = opt(2, "CPU-only machines: training jobs that share the cores", minimum=1)
     gpus: str = opt("auto", "auto (CUDA_VISIBLE_DEVICES / nvidia-smi), none, or ids like 0,1")
     jobs_per_gpu: int = opt(
-        1, "training / predict jobs sharing one GPU (2-3 pay on a large GPU at batch 32)", minimum=1
-    )
-    devices: str = opt(
-        _TRAIN.devices,
-        "one job's devices: auto (all the GPUs it was given; MirroredStrategy when > 1), cpu, cpu:N",
+        1, "training / predict jobs sharing one GPU (2 pay on a large GPU at batch 32)", minimum=1
     )
     mem_mb: int = opt(16000, "memory resource of a training job", minimum=1)
     runtime: int = opt(720, "runtime resource of a training job, minutes", minimum=1)
@@ -262,7 +205,7 @@ class WorkflowConfig:
     )
     val_fold: int | None = opt(2, "heldout: the training fold that validates", paper=False)
     val_fraction: float = opt(
-        _DATA.val_fraction,
+        0.2,
         "heldout, data with a test split but no folds: share of training subjects held out",
         minimum=0.01,
         maximum=0.99,
@@ -272,13 +215,15 @@ class WorkflowConfig:
     losses: dict[str, dict[str, Any]] = opt(
         factory=dict, help="per-loss parameters, e.g. focal_hinge: {gamma: 2.0}"
     )
-    preprocess: PreprocessSection = opt(factory=PreprocessSection, help="the crop stage")
-    augment: AugmentSection = opt(factory=AugmentSection, help="the augment stage")
+    preprocess: PreprocessSection = opt(factory=PreprocessSection, help="the crop stage (the engine's)")
+    augment: AugmentSection = opt(factory=AugmentSection, help="the offline augment stage")
     stats: StatsSection = opt(factory=StatsSection, help="the stats stage")
-    train: TrainSection = opt(factory=TrainSection, help="the train jobs")
+    model: ModelConfig = opt(factory=ModelConfig, help="the classifier (the engine's; backbones: grid)")
+    train: TrainSection = opt(factory=TrainSection, help="the train jobs (the engine's)")
     optim: OptimConfig = opt(
-        factory=OptimConfig, help="the optimizer (the paper: Adam 1e-5, betas 0.7/0.999)"
+        factory=OptimConfig, help="the optimizer (the engine's; the paper: Adam 1e-5, betas 0.7/0.999)"
     )
+    resources: ResourcesSection = opt(factory=ResourcesSection, help="threads, GPUs, memory, runtime")
     evaluate: EvaluateSection = opt(factory=EvaluateSection, help="predict / evaluate")
     ensemble: EnsembleSection = opt(
         factory=EnsembleSection, help="the ensemble of the best loss per backbone"
@@ -291,7 +236,7 @@ class WorkflowConfig:
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return tree.plain(dataclasses.asdict(self))
 
     def check(self) -> None:
         """What a schema cannot say (without importing TensorFlow: see `check_names`)."""
@@ -306,12 +251,12 @@ class WorkflowConfig:
             raise ConfigError("dataset.source is url but dataset.url is empty")
         if self.dataset.source == "kaggle" and not self.dataset.kaggle:
             raise ConfigError("dataset.source is kaggle but dataset.kaggle is empty")
-        weights = self.train.weights.strip().lower()
+        weights = self.model.weights.strip().lower()
         if weights not in ("imagenet", "none") and len(self.grid.backbones) > 1:
             raise ConfigError(
-                f"train.weights names one file ({self.train.weights}) but grid.backbones lists "
+                f"model.weights names one file ({self.model.weights}) but grid.backbones lists "
                 f"{len(self.grid.backbones)} backbones, and a weights file fits one",
-                hint="offline: put Keras' notop files in resources/keras/models and keep train.weights: "
+                hint="offline: put Keras' notop files in resources/keras/models and keep model.weights: "
                 "imagenet; or train one backbone per config",
             )
         target = self.augment.target
@@ -342,15 +287,15 @@ class WorkflowConfig:
             raise ConfigError(
                 f"losses names an unknown loss {name!r}", hint=f"choose from: {', '.join(LOSSES.names())}"
             )
-        keras_file = self.train.weights.strip().lower().endswith((".h5", ".hdf5")) and not (
-            self.train.weights.strip().lower().endswith(".weights.h5")
+        keras_file = self.model.weights.strip().lower().endswith((".h5", ".hdf5")) and not (
+            self.model.weights.strip().lower().endswith(".weights.h5")
         )
         for name in self.grid.backbones:
             spec = get_backbone(name)
             if (self.uses_imagenet() or keras_file) and not spec.imagenet:
                 raise ConfigError(
-                    f"{spec.label} has no ImageNet weights (train.weights is {self.train.weights})",
-                    hint="set train.weights: none for it, or start from a .keras / .weights.h5 model",
+                    f"{spec.label} has no ImageNet weights (model.weights is {self.model.weights})",
+                    hint="set model.weights: none for it, or start from a .keras / .weights.h5 model",
                 )
 
     # -- what the rules need -------------------------------------------------------------------------
@@ -393,7 +338,7 @@ class WorkflowConfig:
         return self.protocol != "cv"
 
     def uses_imagenet(self) -> bool:
-        return self.train.weights.strip().lower() == "imagenet"
+        return self.model.weights.strip().lower() == "imagenet"
 
     def loss_params(self, loss: str) -> dict[str, Any]:
         """The loss's own parameters (`counts`, the workflow's choice of class counts, removed)."""
@@ -410,25 +355,32 @@ class WorkflowConfig:
         return str(self.losses.get(loss, {}).get("counts", "original"))
 
 
-# Renamed keys and values: still accepted, with a one-line notice (`apply_aliases`).
-KEY_ALIASES = {"folds": "cv.folds"}
+# Renamed or moved keys and values: still accepted, with a one-line notice (`apply_aliases`).
+KEY_ALIASES = {
+    "folds": "cv.folds",
+    "train.image_size": "preprocess.image_size",
+    **{f"train.{k}": f"model.{k}" for k in ("weights", "head_hidden", "dropout")},
+    **{
+        f"train.{k}": f"resources.{k}"
+        for k in ("threads", "cpu_jobs", "gpus", "jobs_per_gpu", "mem_mb", "runtime")
+    },
+}
 VALUE_ALIASES = {"protocol": {"official": "heldout"}}
 CLASS_COUNTS = ("original", "augmented")
 
 
 def apply_aliases(config: dict[str, Any], notices: list[str] | None = None) -> dict[str, Any]:
-    """Rewrite old names in place (a config written for an earlier version keeps working)."""
+    """Rewrite old names in place (a config written for an earlier version keeps working); YAML's
+    `on:` read as True in a loss's parameters is the hinge losses' `on`."""
     notices = [] if notices is None else notices
-    losses = config.get("losses")
-    if isinstance(losses, dict):
-        for name, params in losses.items():
-            if isinstance(params, dict):
-                losses[name] = yaml_on_key(params)
+    for name, params in (config.get("losses") or {}).items():
+        if isinstance(params, dict):
+            config["losses"][name] = yaml_on_key(params)
     for old, new in KEY_ALIASES.items():
-        if old in config:
-            section, leaf = new.split(".")
-            value = config.pop(old)
-            config.setdefault(section, {}).setdefault(leaf, value)
+        if tree.has(config, old):
+            value = tree.pop(config, old)
+            if not tree.has(config, new):
+                tree.put(config, new, value)
             notices.append(f"config: {old} is now {new} (read as {new}: {value})")
     for key, renames in VALUE_ALIASES.items():
         value = config.get(key)
@@ -438,60 +390,6 @@ def apply_aliases(config: dict[str, Any], notices: list[str] | None = None) -> d
     return config
 
 
-def _same_keys(workflow: str, run: str, section: type) -> tuple[tuple[str, str], ...]:
-    return tuple((f"{workflow}.{f.name}", f"{run}.{f.name}") for f in dataclasses.fields(section))
-
-
-# (workflow key, RunConfig key): everything a training job takes from config.yaml. The one place the
-# two meet: `run_config` copies along it, and a test holds each pair's defaults equal.
-RUN_KEYS: tuple[tuple[str, str], ...] = (
-    ("dataset.classes", "data.classes"),
-    ("dataset.positive_class", "data.positive_class"),
-    ("dataset.limit_per_class", "data.limit_per_class"),
-    *(
-        (f"preprocess.{k}", f"preprocess.{k}")
-        for k in (
-            "crop",
-            "black_threshold",
-            "center_fraction",
-            "clahe",
-            "clahe_clip",
-            "clahe_grid",
-            "normalize",
-        )
-    ),
-    ("train.image_size", "preprocess.image_size"),
-    ("train.weights", "model.weights"),
-    ("train.head_hidden", "model.head_hidden"),
-    ("train.dropout", "model.dropout"),
-    *(
-        (f"train.{k}", f"train.{k}")
-        for k in (
-            "epochs",
-            "batch_size",
-            "patience",
-            "precision",
-            "seed",
-            "deterministic",
-            "jit_compile",
-            "run_eagerly",
-            "max_steps_per_epoch",
-            "devices",
-        )
-    ),
-    *_same_keys("train.augment", "augment", AugmentConfig),
-    *_same_keys("optim", "optim", OptimConfig),
-)
-# Workflow keys whose default is RunConfig's: RUN_KEYS, and the offline augmentation's, which starts
-# from the same defaults as the online one. Not preprocess.crop: the workflow resolves `auto` from the
-# data (the samples rule), while `leukoscope train` keeps the paper's `cell` unless told otherwise.
-SHARED_DEFAULTS: tuple[tuple[str, str], ...] = (
-    *(pair for pair in RUN_KEYS if pair[0] != "preprocess.crop"),
-    *((f"augment.{k}", f"augment.{k}") for k in ("hflip", "vflip", "rotation", "clahe_p")),
-    ("augment.seed", "train.seed"),
-)
-
-
 def run_config(
     cfg: WorkflowConfig,
     backbone: str,
@@ -499,28 +397,24 @@ def run_config(
     *,
     out: str | Path,
     state_dir: str | Path,
-    preprocess: PreprocessConfig | None = None,
+    seed: int | None = None,
     progress: bool = False,
     crop: str | None = None,
 ) -> RunConfig:
-    """The RunConfig of one training job: RunConfig's defaults, `preprocess` (the stats stage's mean/std)
-    and config.yaml's keys along RUN_KEYS; `crop`: `preprocess.crop: auto` as the data resolved it."""
-    run = RunConfig(preprocess=preprocess or PreprocessConfig()).to_dict()
-    workflow = cfg.to_dict()
-    for workflow_key, run_key in RUN_KEYS:
-        *parents, leaf = run_key.split(".")
-        lookup(run, ".".join(parents))[leaf] = lookup(workflow, workflow_key)
-    if crop is not None:
-        run["preprocess"]["crop"] = crop
-    run["model"]["backbone"] = backbone
-    run["loss"] = {"name": loss, "params": cfg.loss_params(loss)}
-    run["train"] |= {"state_dir": str(state_dir), "progress": progress}
-    run["out"] = str(out)
-    return RunConfig.from_dict(run)
-
-
-def lookup(data: dict[str, Any], dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        node = node[part]
-    return node
+    """The RunConfig of one training job: the workflow's engine sections merged with what the job adds
+    (its backbone, loss, seed, folders; `crop`: `preprocess.crop: auto` as the data resolved it)."""
+    train = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k != "augment"}
+    preprocess = dataclasses.asdict(cfg.preprocess) | ({"crop": crop} if crop else {})
+    return RunConfig(
+        preprocess=PreprocessConfig(**preprocess),
+        augment=cfg.train.augment,
+        model=dataclasses.replace(cfg.model, backbone=backbone),
+        loss=LossConfig(loss, cfg.loss_params(loss)),
+        optim=cfg.optim,
+        train=TrainConfig(
+            **train
+            | {"state_dir": str(state_dir), "progress": progress}
+            | ({"seed": int(seed)} if seed is not None else {})
+        ),
+        out=str(out),
+    )

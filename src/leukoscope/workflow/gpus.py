@@ -3,7 +3,7 @@
 Snakemake counts a `gpu` resource but never says WHICH GPU a job may use, so two jobs admitted together
 would both start on GPU 0. The Snakefile therefore (1) finds the machine's GPUs at parse time
 (`gpu_pool`: `visible_gpus`, checked against what was asked for), (2) caps the `gpu` resource at
-GPUs x `train.jobs_per_gpu` slots, and (3) hands the pool to the jobs in `LEUKOSCOPE_GPU_POOL` /
+GPUs x `resources.jobs_per_gpu` slots, and (3) hands the pool to the jobs in `LEUKOSCOPE_GPU_POOL` /
 `LEUKOSCOPE_GPU_SLOTS`; each TensorFlow job then claims one slot of one id with an exclusive lock file
 (`claim_gpu`) and sets `CUDA_VISIBLE_DEVICES` to it before TensorFlow starts. The lock is held by the
 process (an open file with `flock`), so a killed job frees its slot at once, with no stale lock to clean.
@@ -46,7 +46,7 @@ def visible_gpus(setting: str = "auto") -> list[str]:
     if text != "auto":
         ids = [part.strip() for part in text.split(",") if part.strip()]
         if not ids or not all(i.isdigit() for i in ids):
-            raise ConfigError(f"train.gpus is {setting!r}", hint="use auto, none, or GPU ids like 0,1")
+            raise ConfigError(f"resources.gpus is {setting!r}", hint="use auto, none, or GPU ids like 0,1")
         return ids
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
@@ -67,7 +67,7 @@ def gpu_pool(setting: str, jobs_per_gpu: int, given: int | None = None) -> tuple
     missing = [i for i in ids if found and i not in found]
     if missing:
         raise ConfigError(
-            f"train.gpus is {setting!r} but this machine shows GPU(s) {','.join(found)} "
+            f"resources.gpus is {setting!r} but this machine shows GPU(s) {','.join(found)} "
             "(CUDA_VISIBLE_DEVICES, else nvidia-smi)",
             hint=f"drop {','.join(missing)}, or use auto",
         )
@@ -75,8 +75,8 @@ def gpu_pool(setting: str, jobs_per_gpu: int, given: int | None = None) -> tuple
     if ids and given is not None and int(given) > slots:
         raise ConfigError(
             f"--resources gpu={given} asks for more GPU jobs at once than this machine runs: "
-            f"{len(ids)} GPU(s) x train.jobs_per_gpu {jobs_per_gpu} = {slots}",
-            hint=f"use gpu={slots} or less, or raise train.jobs_per_gpu to share each GPU",
+            f"{len(ids)} GPU(s) x resources.jobs_per_gpu {jobs_per_gpu} = {slots}",
+            hint=f"use gpu={slots} or less, or raise resources.jobs_per_gpu to share each GPU",
         )
     return ids, slots
 

@@ -14,7 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from leukoscope import tree
+from leukoscope.config import runtime_keys
 from leukoscope.errors import ConfigError
+from leukoscope.tree import canonical
 from leukoscope.workflow.config import WorkflowConfig, run_config
 
 DATASET_RECORD = "resources/download/dataset.json"
@@ -76,13 +79,26 @@ def use_source_tree(basedir: str | Path) -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(parts)
 
 
-def load(config: dict[str, Any], *, check_data: bool = True) -> WorkflowConfig:
-    """Snakemake's `config` (validated, defaults filled) -> WorkflowConfig; then the dataset's checks.
+def load(
+    config: dict[str, Any],
+    *,
+    source: str = "config",
+    check_data: bool = True,
+    notices: list[str] | None = None,
+) -> WorkflowConfig:
+    """Snakemake's `config` -> WorkflowConfig, checked once: renamed keys read under their new names
+    (`notices` says which), the schema with its defaults, then the dataset's checks.
 
     With no dataset in place yet the plan is still made (it needs only the config): a dry run shows it
     and then says where the data go (`note_at_exit`), a real run stops in `onstart`, before any job.
     """
-    cfg = WorkflowConfig.from_dict(config)
+    import copy
+
+    from leukoscope.workflow.config import apply_aliases
+    from leukoscope.workflow.schema import check
+
+    data = check(apply_aliases(copy.deepcopy(dict(config)), notices), source=source)
+    cfg = WorkflowConfig.from_dict(data)
     if check_data and missing_data_note(cfg) is None:
         preflight(cfg)
     return cfg
@@ -158,7 +174,7 @@ def start_weights(cfg: WorkflowConfig) -> str | None:
     of every training job, so a changed file retrains. Checked by its first bytes (no Keras)."""
     from leukoscope.models.weight_files import start_file
 
-    path = start_file(cfg.train.weights)
+    path = start_file(cfg.model.weights)
     return None if path is None else str(path)
 
 
@@ -215,24 +231,12 @@ def predict_parts(cfg: WorkflowConfig) -> list[str]:
     return ["pool"] if cfg.protocol == "cv" else [p for p in cfg.crop_parts if p != "train"]
 
 
-def canonical(obj: Any) -> Any:
-    """Mappings with sorted keys, tuples as lists: Snakemake compares params as text, so the order of
-    keys in config.yaml (or a config rewritten by a tool) must not look like a change."""
-    if isinstance(obj, dict):
-        return {str(k): canonical(obj[k]) for k in sorted(obj, key=str)}
-    if isinstance(obj, list | tuple):
-        return [canonical(v) for v in obj]
-    return obj
-
-
 def train_settings(cfg: WorkflowConfig, backbone: str, loss: str, seed: int | str) -> dict[str, Any]:
     """What decides a training job's result (its rerun trigger): the RunConfig minus where it runs."""
-    run = run_config(cfg, backbone, loss, out="", state_dir="").to_dict()
-    run.pop("out")
-    for key in ("state_dir", "progress"):
-        run["train"].pop(key)
+    run = run_config(cfg, backbone, loss, out="", state_dir="", seed=int(seed)).to_dict()
+    for dotted in runtime_keys():
+        tree.pop(run, dotted)
     run.pop("data")  # the splits are the sample sheet's, an input file
-    run["train"]["seed"] = int(seed)
     counts = cfg.class_counts_from(loss)
     if counts is not None:
         run["loss"]["class_counts_from"] = counts
@@ -242,7 +246,7 @@ def train_settings(cfg: WorkflowConfig, backbone: str, loss: str, seed: int | st
 def crop_settings(cfg: WorkflowConfig) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return canonical({**asdict(cfg.preprocess), "image_size": cfg.train.image_size})
+    return canonical(asdict(cfg.preprocess))
 
 
 def samples_settings(cfg: WorkflowConfig) -> dict[str, Any]:

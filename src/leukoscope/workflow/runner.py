@@ -59,33 +59,20 @@ def base_config() -> Path:
 
 def merged_config(*files: Path) -> dict[str, Any]:
     """config.yaml, then each file over it, merged as Snakemake merges them (mappings key by key, any
-    other value replaced), with renamed keys read under their new names."""
+    other value replaced)."""
+    from leukoscope import tree
     from leukoscope.config import load_yaml
-    from leukoscope.workflow.config import apply_aliases
 
-    merged: dict[str, Any] = {}
-    for path in (base_config(), *files):
-        _update(merged, load_yaml(path))
-    return apply_aliases(merged)
-
-
-def _update(base: dict[str, Any], new: dict[str, Any]) -> None:
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _update(base[key], value)
-        else:
-            base[key] = value if not isinstance(value, dict) else dict(value)
+    return tree.merge(load_yaml(base_config()), *(load_yaml(path) for path in files))
 
 
 def preflight_file(configfile: Path, workdir: Path) -> WorkflowConfig:
     """What the Snakefile checks at parse time and at start, here: (checked config) or one error line."""
-    from leukoscope.workflow.plan import preflight
-    from leukoscope.workflow.schema import check
+    from leukoscope.workflow import plan
 
-    data = check(merged_config(configfile), source=str(configfile))
-    cfg = WorkflowConfig.from_dict(data)
     with working_directory(workdir):
-        preflight(cfg)
+        cfg = plan.load(merged_config(configfile), source=str(configfile), check_data=False)
+        plan.preflight(cfg)
     cfg.check_names()  # last: it imports Keras
     return cfg
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from leukoscope.errors import ConfigError
+from leukoscope.tree import plain
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 HEADER = (
@@ -44,6 +45,8 @@ def _object(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     props: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
+        if not f.metadata.get("workflow", True):
+            continue  # the rules fill it in (e.g. the model's backbone: grid.backbones)
         prop = _type(hints[f.name])
         meta = f.metadata
         help_text = meta.get("help", "") or (cls.__doc__ or "").strip().splitlines()[0]
@@ -75,15 +78,7 @@ def _default(f: dataclasses.Field) -> Any:
     value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
     if dataclasses.is_dataclass(value):
         return {}  # filled field by field by the nested schema's own defaults
-    return _plain(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    return plain(value)
 
 
 def _type(tp: Any) -> dict[str, Any]:
