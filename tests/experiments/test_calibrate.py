@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from leukoscope.cli.main import app
-from leukoscope.experiments._data import cached_images, labelled_table
+from leukoscope.experiments._data import labelled_table
+from leukoscope.infer.batches import table_images
 from leukoscope.models.card import load_model, save_model
 
 
@@ -54,7 +55,8 @@ def test_calibrate_lowers_ece_and_updates_the_card(
     assert (run / "calibration" / "reliability_after.png").is_file()
     predictor = load_predictor(run, backend="keras", precision="fp32")  # inference now applies T
     loaded = predictor.card
-    images, _ = cached_images(labelled_table(val_manifest, loaded.class_names), loaded.preprocess, cache_dir)
+    table = labelled_table(val_manifest, loaded.class_names)
+    images = table_images(table, loaded.preprocess, cache_dir).array
     logits = predictor.logits(np.array(images))
     expected = 1 / (1 + np.exp(-logits / result["temperature"]))
     assert np.allclose(

@@ -1,4 +1,5 @@
-"""Ensembles: three methods, weights fitted on validation, MC dropout, TTA, specs that load like a model."""
+"""Ensembles built on validation data: three methods, weights fitted there, MC dropout, TTA, specs that load
+like a model (the combination rules and the MC-dropout model: tests/infer/test_ensemble.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,11 @@ import numpy as np
 import pytest
 
 from leukoscope.errors import ConfigError
-from leukoscope.experiments._data import cached_images, labelled_table
-from leukoscope.experiments.ensemble import (
-    Ensemble,
-    Member,
-    build_ensemble,
-    combine,
-    fit_weights,
-    is_ensemble_spec,
-    load_ensemble,
-    member_confidence,
-    new_spec,
-)
+from leukoscope.experiments._data import labelled_table
+from leukoscope.experiments.ensemble import build_ensemble, fit_weights
+from leukoscope.infer.batches import table_images
+from leukoscope.infer.ensemble import Ensemble, Member, load_ensemble
+from leukoscope.infer.spec import is_ensemble_spec, new_spec
 from leukoscope.infer.tta import tta_views
 from leukoscope.models.card import ModelCard
 
@@ -43,22 +37,10 @@ def test_fitted_weights_prefer_the_informative_member(objective: str) -> None:
     assert w[0] > 0.75
 
 
-def test_combination_rules() -> None:
-    probs = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.5, 0.5], [0.6, 0.4]]])  # (M=2, N=2, C=2)
-    assert np.allclose(combine(probs), probs.mean(axis=0))
-    assert np.allclose(combine(probs, np.array([1.0, 0.0])), probs[0])
-    per_image = np.array([[1.0, 0.0], [0.0, 1.0]])  # image 0 trusts member 0, image 1 member 1
-    assert np.allclose(combine(probs, per_image), [probs[0, 0], probs[1, 1]])
-    steady = np.tile([[0.8, 0.2]], (5, 1, 1))  # (T=5, N=1, C=2): samples agree
-    shaky = np.array([[[0.9, 0.1]], [[0.3, 0.7]], [[0.8, 0.2]], [[0.2, 0.8]], [[0.7, 0.3]]])
-    for kind in ("inverse-variance", "entropy"):
-        assert member_confidence(steady, kind)[0] > member_confidence(shaky, kind)[0]
-
-
 def _preprocessed(val: Path, card: ModelCard, cache_dir: Path) -> np.ndarray:
-    images, ok = cached_images(labelled_table(val, card.class_names), card.preprocess, cache_dir)
-    assert ok.all()
-    return np.array(images)
+    cached = table_images(labelled_table(val, card.class_names), card.preprocess, cache_dir)
+    assert np.all(cached.ok)
+    return np.array(cached.array)
 
 
 def test_mean_ensemble_is_the_mean_of_members(
@@ -120,25 +102,6 @@ def test_mc_dropout_inserts_dropout_and_is_seeded(
     assert np.allclose(plain.predict(images), plain.predict(images))  # and only in MC mode
     mc_model = ens.members[0].predictor.model
     assert {layer.name for layer in mc_model.layers} >= {"mc_dropout_inserted", "block1_bn"}
-
-
-def test_mc_dropout_keeps_batch_norm_in_inference_mode(tmp_path: Path) -> None:
-    """Only dropout is switched on: with p close to 0 the MC model is the plain model (BN statistics are
-    not recomputed from the batch), and a model that has dropout keeps its own layer and rate."""
-    from infer.helpers import cell_image, make_model_dir
-    from leukoscope.experiments.ensemble import mc_dropout_model
-    from leukoscope.models.card import load_model
-    from leukoscope.preprocess.pipeline import preprocess_image
-
-    model, card = load_model(make_model_dir(tmp_path / "drop", dropout=0.3))
-    batch = np.stack([preprocess_image(cell_image(i), card.preprocess) for i in range(6)]).astype(np.float32)
-    mc, layers, inserted = mc_dropout_model(model, 0.2)
-    assert not inserted and [layer.name for layer in layers] == ["head_dropout_mc"] and layers[0].rate == 0.3
-    assert not np.allclose(np.asarray(mc(batch)), np.asarray(model(batch, training=False)))
-    tiny, _, inserted = mc_dropout_model(load_model(make_model_dir(tmp_path / "plain"))[0], 1e-7)
-    plain = load_model(tmp_path / "plain")[0]
-    assert inserted
-    np.testing.assert_allclose(np.asarray(tiny(batch)), np.asarray(plain(batch, training=False)), atol=1e-5)
 
 
 def test_tta_is_the_mean_over_views(member_runs: list[Path], prelim_manifest: Path, cache_dir: Path) -> None:

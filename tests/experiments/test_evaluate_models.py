@@ -12,7 +12,8 @@ import pytest
 
 from leukoscope.evaluate.run import evaluate_model
 from leukoscope.experiments._data import labelled_table
-from leukoscope.experiments.ensemble import build_ensemble, load_ensemble
+from leukoscope.experiments.ensemble import build_ensemble
+from leukoscope.infer.ensemble import load_ensemble
 
 from .conftest import open_in_chromium
 

@@ -1,1 +1,1 @@
-"""Stage 7 tests: predict, TTA, Grad-CAM, ONNX export."""
+"""Stage 5 tests: predictors, ensembles, batching, predict, TTA, Grad-CAM, export."""

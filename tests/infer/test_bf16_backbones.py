@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from leukoscope.infer.predictor import FLOAT32_LAYERS, KerasPredictor, load_predictor, preprocess_rgb
+from leukoscope.infer.keras_backend import FLOAT32_LAYERS, KerasPredictor
+from leukoscope.infer.predictor import load_predictor, preprocess_rgb
 from leukoscope.models.backbones import _MODULE_MODES, BACKBONES
 
 from .helpers import cell_image, make_model_dir

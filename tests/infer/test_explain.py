@@ -81,7 +81,8 @@ def test_explain_cli_writes_overlays_of_original_size(model_dir: Path, tmp_path:
 
 
 def test_explainer_data_url_and_target(model_dir: Path) -> None:
-    from leukoscope.infer.predictor import KerasPredictor, predicted_labels, preprocess_rgb
+    from leukoscope.infer.keras_backend import KerasPredictor
+    from leukoscope.infer.predictor import predicted_labels, preprocess_rgb
 
     model, card = load_model(model_dir)
     explainer = GradCamExplainer(model, card)
@@ -140,7 +141,8 @@ def test_graph_cam_matches_an_eager_computation(model_dir: Path) -> None:
 def test_explain_crops_on_stored_crops(model_dir: Path) -> None:
     """On preprocessed crops: the crop-sized map of `explain`, the class and probabilities `predict` gives."""
     from leukoscope.errors import ModelError
-    from leukoscope.infer.predictor import KerasPredictor, predicted_labels, preprocess_rgb
+    from leukoscope.infer.keras_backend import KerasPredictor
+    from leukoscope.infer.predictor import predicted_labels, preprocess_rgb
 
     model, card = load_model(model_dir)
     explainer = GradCamExplainer(model, card)

@@ -16,13 +16,8 @@ from leukoscope.cli.main import app
 from leukoscope.errors import ConfigError, ModelError
 from leukoscope.infer.export import EXPORTS_NAME, ONNX_CARD_KEY, export_model_dir
 from leukoscope.infer.predict import predict_paths
-from leukoscope.infer.predictor import (
-    OnnxPredictor,
-    Predictor,
-    load_predictor,
-    predicted_labels,
-    preprocess_rgb,
-)
+from leukoscope.infer.predictor import Predictor, load_predictor, predicted_labels, preprocess_rgb
+from leukoscope.infer.runtimes import OnnxPredictor
 from leukoscope.models.card import ModelCard
 
 from .helpers import cell_image, write_mixed_folder

@@ -226,13 +226,13 @@ def test_auto_precision_gives_the_same_probabilities_on_every_cpu(
 def test_a_model_that_cannot_run_in_bf16_is_one_line(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import leukoscope.infer.predictor as predictor_module
+    import leukoscope.infer.keras_backend as keras_backend
     from leukoscope.cli.main import run
 
     def refuse(model: object, policy: str) -> object:
         raise TypeError("Operation.__init__() got an unexpected keyword argument 'dtype'\nmore detail")
 
-    monkeypatch.setattr(predictor_module, "mixed_precision_model", refuse)
+    monkeypatch.setattr(keras_backend, "mixed_precision_model", refuse)
     image = write_image(tmp_path / "c.png", cell_image(1))
     monkeypatch.setattr(
         sys, "argv", ["leukoscope", "predict", str(model_dir), str(image), "--precision", "bf16"]
@@ -296,8 +296,8 @@ def test_bf16_and_fp32_labels_agree(model_dir: Path, predictor: Predictor) -> No
 
 
 def test_predict_runs_an_ensemble_spec(model_dir: Path, predictor: Predictor, tmp_path: Path) -> None:
-    """`load_predictor` dispatches an ensemble.json to the experiments stage; a 1-model mean = the model."""
-    from leukoscope.experiments.ensemble import EnsembleSpec, save_spec
+    """`load_predictor` dispatches an ensemble.json to `infer.ensemble`; a 1-model mean = the model."""
+    from leukoscope.infer.spec import EnsembleSpec, save_spec
 
     spec = save_spec(tmp_path / "ens", EnsembleSpec(members=[str(model_dir)] * 2, class_names=["all", "hem"]))
     image = write_image(tmp_path / "c.png", cell_image(5))
@@ -317,7 +317,7 @@ def test_an_ensemble_spec_written_like_the_workflow_does(
     import os
 
     from leukoscope._io import write_json
-    from leukoscope.experiments.ensemble import EnsembleSpec
+    from leukoscope.infer.spec import EnsembleSpec
 
     spec_file = tmp_path / "results" / "ensemble" / "ensemble.json"
     member = os.path.relpath(model_dir, spec_file.parent)

@@ -19,8 +19,8 @@ def main(smk: Any) -> None:
 
     from leukoscope._io import atomic_path, write_json
     from leukoscope.evaluate.predictions import class_names_of, mean_probabilities, score_split
-    from leukoscope.experiments.ensemble import new_spec, save_spec
     from leukoscope.experiments.selection import choose_members, seed_mean_score
+    from leukoscope.infer.spec import new_spec, save_spec
 
     files = smk.params.members
     records = {m: json.loads(Path(p).read_text(encoding="utf-8")) for m, p in files["val"].items()}

@@ -38,7 +38,7 @@ def evaluate(
 ) -> None:
     """Write metrics.json, report.html, predictions.csv and the confusion / ROC / reliability plots."""
     from leukoscope.evaluate.run import evaluate_model
-    from leukoscope.infer.predictor import check_backend
+    from leukoscope.infer.loading import check_backend
 
     check_backend(backend)
     metrics = evaluate_model(

@@ -1,4 +1,4 @@
-"""`leukoscope ensemble`, `calibrate`: stage 6 on the command line (grids and folds: the workflow)."""
+"""`leukoscope ensemble`, `calibrate`: stage 7 on the command line (grids and folds: the workflow)."""
 
 from __future__ import annotations
 

@@ -62,8 +62,9 @@ def predict(
     cache_export: bool = typer.Option(True, "--cache-export/--no-cache-export", help=CACHE_HELP),
 ) -> None:
     """Classify images; unreadable files are listed with an error instead of stopping the batch."""
+    from leukoscope.infer.loading import check_backend
     from leukoscope.infer.predict import OUTPUT_SUFFIXES, predict_paths, write_predictions
-    from leukoscope.infer.predictor import check_backend, load_predictor
+    from leukoscope.infer.predictor import load_predictor
     from leukoscope.infer.tta import check_mode
 
     check_mode(tta)

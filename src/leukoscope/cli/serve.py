@@ -38,7 +38,8 @@ def serve(
     import uvicorn
 
     from leukoscope.errors import ConfigError
-    from leukoscope.infer.predictor import check_backend, load_predictor
+    from leukoscope.infer.loading import check_backend
+    from leukoscope.infer.predictor import load_predictor
     from leukoscope.infer.tta import check_mode
     from leukoscope.serve.app import create_app
     from leukoscope.serve.service import ServeSettings

@@ -1,1 +1,2 @@
-"""Stage 5: metrics (weighted F1 first), plots, and evaluation of a trained run on any labelled split."""
+"""Stage 6: metrics (weighted F1 first), plots, prediction tables and their scores, and evaluation of a
+trained model on any labelled split (predicted through `infer`, as `predict` and `serve` predict)."""

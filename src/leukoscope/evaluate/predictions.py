@@ -57,15 +57,13 @@ def score_split(
     threshold: float = 0.5,
     positive_class: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of one split (`compute_metrics`, with subject-level numbers where subjects are known).
+    """Metrics of one split (`score_rows`, without the per-subject breakdown) and what was left out.
 
     A split without labelled, readable images scores nothing: `{"n": 0, ...}` says why, since a table
     must still show the cell as empty rather than fail the whole chain.
     """
-    from leukoscope.evaluate.metrics import compute_metrics
-
     part = table[table["split"] == split]
-    usable = part[part["ok"].astype(bool) & part["label"].isin(list(class_names))]
+    usable = usable_rows(part, class_names)
     base = {
         "split": split,
         "images": len(part),
@@ -74,18 +72,41 @@ def score_split(
     }
     if usable.empty:
         return base | {"n": 0, "note": f"no labelled readable images in {split}: not scored"}
-    probs = usable[prob_columns(class_names)].to_numpy(np.float64)
-    known = bool(usable["subject_known"].all())
-    subjects = usable["subject"].to_numpy(str) if known else None
-    metrics = compute_metrics(
-        usable["label"].to_numpy(str), probs, class_names, threshold, subjects, positive_class
-    )
+    metrics = score_rows(usable, class_names, threshold, positive_class)
     metrics.pop("per_subject", None)
-    metrics["subject_known"] = known
     if positive_class is not None:
         pos = metrics["per_class"][positive_class]
         metrics["positive"] = {"class": positive_class, **{k: pos[k] for k in ("precision", "recall", "f1")}}
     return base | metrics
+
+
+def usable_rows(table: pd.DataFrame, class_names: Sequence[str]) -> pd.DataFrame:
+    """The rows that can be scored: readable and labelled with one of the classes."""
+    return table[table["ok"].astype(bool) & table["label"].isin(list(class_names))]
+
+
+def score_rows(
+    rows: pd.DataFrame,
+    class_names: Sequence[str],
+    threshold: float = 0.5,
+    positive_class: str | None = None,
+) -> dict[str, Any]:
+    """`compute_metrics` of usable rows (`usable_rows`), with subject-level numbers (`per_subject`,
+    subject accuracies) when every row's subject is known; `subject_known` says whether they were.
+
+    The one scoring path: the workflow's evaluate rule (through `score_split`) and `leukoscope evaluate`
+    (`evaluate.run`) both score a prediction table with it.
+    """
+    from leukoscope.evaluate.metrics import compute_metrics
+
+    probs = rows[prob_columns(class_names)].to_numpy(np.float64)
+    known = bool(rows["subject_known"].astype(bool).all())
+    subjects = rows["subject"].to_numpy(str) if known else None
+    metrics = compute_metrics(
+        rows["label"].to_numpy(str), probs, class_names, threshold, subjects, positive_class
+    )
+    metrics["subject_known"] = known
+    return metrics
 
 
 def mean_probabilities(tables: Sequence[pd.DataFrame], class_names: Sequence[str]) -> pd.DataFrame:
@@ -109,8 +130,7 @@ def mean_probabilities(tables: Sequence[pd.DataFrame], class_names: Sequence[str
 
 def scored_rows(table: pd.DataFrame, split: str, class_names: Sequence[str]) -> pd.DataFrame:
     """The rows of `split` that are scored: readable and labelled with one of the classes."""
-    part = table[table["split"] == split]
-    return part[part["ok"].astype(bool) & part["label"].isin(list(class_names))]
+    return usable_rows(table[table["split"] == split], class_names)
 
 
 def resampler_for(rows: pd.DataFrame, class_names: Sequence[str], n_boot: int, seed: int) -> Any:

@@ -1,9 +1,10 @@
 """Evaluate a trained model on a labelled split: metrics.json, confusion matrix, ROC, per-image predictions.
 
 The images go through the same cache and card preprocessing as training and the same predictor
-(`infer.predictor.load_predictor`) as `predict` and `serve`, so the numbers here are the numbers a
-deployed model gets. A split that shares
-subjects or files with the run's training split is flagged in the output, never silently scored.
+(`infer.predictor.load_predictor`, `predict_table`) as `predict` and `serve`, so the numbers here are the
+numbers a deployed model gets; they are scored as a prediction table by `evaluate.predictions.score_rows`,
+as the workflow's evaluate rule scores its tables. A split that shares subjects or files with the run's
+training split is flagged in the output, never silently scored.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import pandas as pd
 
 from leukoscope._io import atomic_path
 from leukoscope.errors import ConfigError, DataError
+from leukoscope.evaluate.predictions import prediction_table, prob_columns, score_rows, usable_rows
+from leukoscope.infer.ensemble import Ensemble
+from leukoscope.infer.predictor import Predictor, load_predictor, predict_table, predicted_labels
+from leukoscope.infer.tta import check_mode
 
 log = logging.getLogger(__name__)
 RUN_SPLITS = ("train", "val", "test")  # this run's own assignment, from its splits.csv
@@ -45,11 +50,8 @@ def evaluate_model(
     `test` (from splits.csv; `data` may then be None), or `all` (every labelled image; the default).
     `bootstrap` > 0 adds subject-level bootstrap CIs for weighted F1 and AUC.
     Outputs go to `out` (default `model_dir/eval-<split>/`, beside the file for `.onnx`/`.json`).
-    `compile`: XLA for the Keras backend (see `infer.predictor.KerasPredictor`).
+    `compile`: XLA for the Keras backend (see `infer.keras_backend.KerasPredictor`).
     """
-    from leukoscope.infer.predictor import load_predictor
-    from leukoscope.infer.tta import check_mode
-
     check_mode(tta)
     model_dir = Path(model_dir)
     predictor = load_predictor(model_dir, backend=backend, precision=precision, compile=compile)
@@ -58,8 +60,12 @@ def evaluate_model(
     run_dirs = member_dirs(model_dir, predictor)
     rows = select_rows(run_dirs[0] if len(run_dirs) == 1 else model_dir, data, name)
     rows = labelled_rows(rows, card.class_names, name)
-    probs, rows = predict_rows(predictor, rows, cache_dir, progress, tta, batch_size)
-    metrics = score(rows, probs, card)
+    probs, ok = predict_table(
+        predictor, rows, tta=tta, cache_dir=cache_dir, batch_size=batch_size, progress=progress
+    )
+    rows = rows.assign(ok=ok)
+    table = prediction_table(rows, probs, card.class_names, name)
+    metrics = score(table, card)
     metrics |= {
         "split": name,
         "data": str(data) if data else None,
@@ -70,38 +76,24 @@ def evaluate_model(
         "tta": tta,
         "training_overlap": training_overlap(run_dirs, rows),
     }
-    metrics |= calibration(rows, probs, card)
+    metrics |= calibration(table, card)
     if bootstrap:
-        metrics["bootstrap"] = bootstrap_intervals(rows, probs, card, bootstrap, seed)
+        metrics["bootstrap"] = bootstrap_intervals(table, card, bootstrap, seed)
     folder = model_dir if model_dir.is_dir() else model_dir.parent
     out_dir = Path(out) if out is not None else folder / f"eval-{name}"
-    write_outputs(out_dir, metrics, rows, probs, card, run_dirs)
+    write_outputs(out_dir, metrics, rows, probs, table, card, run_dirs)
     metrics["out"] = str(out_dir)
     return metrics
 
 
-def member_dirs(model_path: Path, predictor: Any) -> list[Path]:
+def member_dirs(model_path: Path, predictor: Predictor) -> list[Path]:
     """The run directories behind a model: itself, an ensemble's members, or none for a bare export file."""
-    members = getattr(predictor, "members", None)
-    if members is not None:
-        return [Path(m.path) for m in members]
+    if isinstance(predictor, Ensemble):
+        return predictor.run_dirs
     folder = model_path if model_path.is_dir() else model_path.parent
     if (model_path / "saved_model.pb").is_file():
         return []
     return [folder] if (folder / "splits.csv").is_file() or model_path.is_dir() else []
-
-
-def predict_rows(
-    predictor: Any, rows: pd.DataFrame, cache_dir: str | None, progress: bool, tta: str, batch_size: int
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Probabilities for every row (NaN where unreadable), through the preprocessing cache."""
-    if getattr(predictor, "shared_preprocess", True) is False:  # an ensemble of differently sized members
-        probs, conf, ok = predictor.table_members(rows, tta, cache_dir)
-        combined = predictor.combine(probs, conf).astype(np.float32)
-        combined[~ok] = np.nan
-        return combined, rows.assign(ok=ok)
-    images, rows = cached_images(rows, predictor.card.preprocess, cache_dir, progress)
-    return predict(predictor, images, batch_size, tta), rows
 
 
 def read_run_splits(model_dir: Path) -> pd.DataFrame | None:
@@ -158,54 +150,12 @@ def labelled_rows(rows: pd.DataFrame, class_names: list[str], split: str) -> pd.
     return labelled
 
 
-def cached_images(
-    rows: pd.DataFrame, pre: Any, cache_dir: str | None, progress: bool
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Preprocessed uint8 images of the readable rows (unreadable ones are skipped and counted)."""
-    from leukoscope.preprocess import PreprocessCache
-
-    crops = rows["center_crop"].fillna(0).astype(int).tolist() if "center_crop" in rows else None
-    cache = PreprocessCache(cache_dir).load(
-        rows["path"].tolist(), pre, center_crops=crops, workers=2, progress=progress
-    )
-    ok = np.asarray(cache.ok, dtype=bool)
-    if not ok.all():
-        log.warning(
-            "skipping %d unreadable images; e.g. %s", int((~ok).sum()), next(iter(cache.errors.values()), "")
-        )
-    if not ok.any():
-        raise DataError("none of the images could be read", hint="run `leukoscope data check` on the data")
-    rows = rows.assign(ok=ok)
-    return cache.array, rows
-
-
-def predict(predictor: Any, images: np.ndarray, batch_size: int, tta: str = "none") -> np.ndarray:
-    """Probabilities in card.class_names order for every row (NaN where the image was unreadable)."""
-    from leukoscope.infer.tta import tta_predict
-
-    probs = np.full((len(images), predictor.card.num_classes), np.nan, dtype=np.float32)
-    for start in range(0, len(images), batch_size):
-        batch = np.array(images[start : start + batch_size])  # a writable copy of the memory map
-        probs[start : start + batch_size] = tta_predict(predictor.predict_arrays, batch, tta)
-    return probs
-
-
-def score(rows: pd.DataFrame, probs: np.ndarray, card: Any) -> dict[str, Any]:
-    from leukoscope.evaluate.metrics import compute_metrics
-
-    ok = rows["ok"].to_numpy(bool)
-    known = bool(rows["subject_known"].astype(bool).all()) if "subject_known" in rows else False
-    subjects = rows["subject"].astype(str).to_numpy()[ok] if known else None
-    metrics = compute_metrics(
-        rows["label"].astype(str).to_numpy()[ok],
-        probs[ok],
-        card.class_names,
-        card.threshold,
-        subjects,
-        card.positive_class,
-    )
-    metrics |= {"unreadable": int((~ok).sum()), "subjects_known": known}
-    return metrics
+def score(table: pd.DataFrame, card: Any) -> dict[str, Any]:
+    """`score_rows` of the readable rows, with how many were not."""
+    metrics = score_rows(usable_rows(table, card.class_names), card.class_names, card.threshold,
+                         card.positive_class)  # fmt: skip
+    known = metrics.pop("subject_known")
+    return metrics | {"unreadable": int((~table["ok"]).sum()), "subjects_known": known}
 
 
 def training_overlap(run_dirs: list[Path], rows: pd.DataFrame) -> dict[str, int]:
@@ -223,33 +173,32 @@ def training_overlap(run_dirs: list[Path], rows: pd.DataFrame) -> dict[str, int]
     return {"files": files, "subjects": subjects, "checked": 1}
 
 
-def _scored(rows: pd.DataFrame, probs: np.ndarray, card: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ok mask, class indices, probabilities) of the readable rows."""
+def _scored(table: pd.DataFrame, card: Any) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(the scored rows, their class indices, their probabilities)."""
     from leukoscope.evaluate.metrics import label_indices
 
-    ok = rows["ok"].to_numpy(bool)
-    return ok, label_indices(rows["label"].astype(str).to_numpy()[ok], card.class_names), probs[ok]
+    rows = usable_rows(table, card.class_names)
+    y = label_indices(rows["label"].to_numpy(str), card.class_names)
+    return rows, y, rows[prob_columns(card.class_names)].to_numpy(np.float64)
 
 
-def calibration(rows: pd.DataFrame, probs: np.ndarray, card: Any) -> dict[str, Any]:
+def calibration(table: pd.DataFrame, card: Any) -> dict[str, Any]:
     """ECE / MCE / Brier: how far the probabilities can be taken at face value."""
     from leukoscope.evaluate.calibration import calibration_summary
     from leukoscope.evaluate.metrics import positive_index
 
-    _, y, p = _scored(rows, probs, card)
+    _, y, p = _scored(table, card)
     return {"calibration": calibration_summary(y, p, positive_index(card.class_names, card.positive_class))}
 
 
-def bootstrap_intervals(
-    rows: pd.DataFrame, probs: np.ndarray, card: Any, n_boot: int, seed: int
-) -> dict[str, Any]:
+def bootstrap_intervals(table: pd.DataFrame, card: Any, n_boot: int, seed: int) -> dict[str, Any]:
     """Resampling whole subjects (cells of one patient are not independent) where subjects are known."""
     from leukoscope.evaluate.bootstrap import bootstrap_ci
     from leukoscope.evaluate.metrics import positive_index
 
-    ok, y, p = _scored(rows, probs, card)
-    known = bool(rows["subject_known"].astype(bool).all()) if "subject_known" in rows else False
-    subjects = rows["subject"].astype(str).to_numpy()[ok] if known else None
+    rows, y, p = _scored(table, card)
+    known = bool(rows["subject_known"].all())
+    subjects = rows["subject"].to_numpy(str) if known else None
     return bootstrap_ci(
         y, p, subjects, n_boot=n_boot, seed=seed, threshold=card.threshold if card.num_classes == 2 else 0.5,
         positive_index=positive_index(card.class_names, card.positive_class),
@@ -261,31 +210,33 @@ def write_outputs(
     metrics: dict[str, Any],
     rows: pd.DataFrame,
     probs: np.ndarray,
+    table: pd.DataFrame,
     card: Any,
     run_dirs: list[Path],
 ) -> None:
-    """predictions.csv, the figures, metrics.json and a self-contained report.html."""
+    """predictions.csv (`probs` as predicted, float32), the figures, metrics.json and a report.html."""
     from leukoscope.evaluate.metrics import label_indices
     from leukoscope.evaluate.plots import evaluation_figures
-    from leukoscope.infer.predictor import predicted_labels
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    ok, y, p = _scored(rows, probs, card)
+    ok = rows["ok"].to_numpy(bool)
+    _, y, _ = _scored(table, card)
+    p = probs[ok]  # as predicted (float32): the figures decide as predictions.csv does
     title = f"{card.backbone} on {metrics['split']} (n={metrics['n']})"
     figures = evaluation_figures(out_dir, y, p, card.class_names, metrics["positive_class"],
                                  metrics["threshold"] or 0.5, title)  # fmt: skip
     for run_dir in run_dirs:
         if (run_dir / "curves.png").is_file():
             figures[f"training curves ({run_dir.name})"] = run_dir / "curves.png"
-    table = rows[["path", "label", "subject"]].copy()
-    table["predicted"] = ""
-    table.loc[ok, "predicted"] = predicted_labels(probs[ok], card)
+    written = rows[["path", "label", "subject"]].copy()
+    written["predicted"] = ""
+    written.loc[ok, "predicted"] = predicted_labels(probs[ok], card)
     for i, name in enumerate(card.class_names):
-        table[f"p_{name}"] = probs[:, i]
+        written[f"p_{name}"] = probs[:, i]
     with atomic_path(out_dir / "predictions.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    pred = label_indices(table.loc[ok, "predicted"].astype(str).to_numpy(), card.class_names)
-    write_evaluation_report(out_dir, metrics, figures, table[ok], y, p, pred, card)
+        written.to_csv(tmp, index=False)
+    pred = label_indices(written.loc[ok, "predicted"].astype(str).to_numpy(), card.class_names)
+    write_evaluation_report(out_dir, metrics, figures, written[ok], y, p, pred, card)
 
 
 def write_evaluation_report(

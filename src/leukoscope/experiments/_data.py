@@ -1,20 +1,17 @@
-"""Shared plumbing for experiments: labelled tables, cached preprocessing, and predictions over a table."""
+"""Shared plumbing for experiments: labelled validation tables that never hold a test or training image."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from leukoscope.config import PreprocessConfig
 from leukoscope.errors import DataError
 
 LOG = logging.getLogger("leukoscope")
-PredictFn = Callable[[np.ndarray], np.ndarray]
 
 
 def labelled_table(
@@ -65,33 +62,6 @@ def training_paths(run_dir: Path) -> set[str]:
         return set()
     splits = pd.read_csv(path, keep_default_na=False, usecols=["path", "split"])
     return set(splits.loc[splits["split"] == "train", "path"])
-
-
-def center_crops(table: pd.DataFrame) -> list[int] | None:
-    if "center_crop" not in table.columns:
-        return None
-    return [int(c) if pd.notna(c) and str(c) != "" else 0 for c in table["center_crop"]]
-
-
-def cached_images(
-    table: pd.DataFrame, pre: PreprocessConfig, cache_dir: str | Path | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, S, S, 3) uint8, ok mask) for the table's paths, through the shared preprocessing cache."""
-    from leukoscope.preprocess.cache import PreprocessCache
-
-    cached = PreprocessCache(cache_dir).load(list(table["path"]), pre, center_crops(table))
-    return cached.array, np.asarray(cached.ok, dtype=bool)
-
-
-def predict_batched(predict: PredictFn, images: Any, tta: str = "none", batch_size: int = 64) -> np.ndarray:
-    """Probabilities for every image, `batch_size` at a time (memmaps stay on disk), with TTA."""
-    from leukoscope.infer.tta import tta_predict
-
-    out = [
-        tta_predict(predict, np.array(images[i : i + batch_size]), tta)  # a writable copy of the memmap
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
 
 
 def labels_of(table: pd.DataFrame, class_names: Sequence[str]) -> np.ndarray:

@@ -15,15 +15,13 @@ from typing import Any
 import numpy as np
 
 from leukoscope.errors import ModelError
+from leukoscope.infer.batches import predict_batched
 
 
 def raw_logits(predictor: Any, images: Any, batch_size: int = 64) -> np.ndarray:
     """Logits before any temperature (the saved model returns logits): (N,) for two classes, (N, C)
     otherwise; `batch_size` rows of the memory map at a time."""
-    chunks = [
-        predictor.logits(np.array(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(chunks).astype(np.float64)
+    return predict_batched(predictor.logits, images, batch_size).astype(np.float64)
 
 
 def logits_targets(logits: np.ndarray, y: np.ndarray, card: Any) -> np.ndarray:
@@ -53,17 +51,19 @@ def calibrate_run(
     """Fit T (and the threshold) on `val`, store them in the card, write before/after reliability diagrams."""
     from leukoscope.evaluate.calibration import calibration_summary, fit_temperature, reliability_diagram
     from leukoscope.evaluate.thresholds import tune_for_classes
-    from leukoscope.experiments._data import cached_images, drop_unreadable, labels_of, validation_table
-    from leukoscope.infer.predictor import load_predictor
+    from leukoscope.experiments._data import drop_unreadable, labels_of, validation_table
+    from leukoscope.infer.batches import table_images
+    from leukoscope.infer.loading import load_model_predictor
     from leukoscope.models.card import ModelCard
 
     run_dir = Path(run_dir)
     card = ModelCard.load(run_dir)
     table = validation_table(val, card.class_names, [run_dir], val_split)
-    images, ok = cached_images(table, card.preprocess, cache_dir)
+    cached = table_images(table, card.preprocess, cache_dir)
+    ok = np.asarray(cached.ok, dtype=bool)
     table = drop_unreadable(table, ok, "validation")
-    predictor = load_predictor(run_dir, backend="keras", precision="fp32")
-    logits = raw_logits(predictor, images)[ok]
+    predictor = load_model_predictor(run_dir, backend="keras", precision="fp32")
+    logits = raw_logits(predictor, cached.array)[ok]
     y = labels_of(table, card.class_names)
     if len(np.unique(y)) < 2:
         raise ModelError("calibration needs validation images of at least two classes", path=val)

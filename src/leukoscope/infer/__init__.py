@@ -1,1 +1,2 @@
-"""Stage 7: run trained models on images (Keras, LiteRT or ONNX), explain them, export them."""
+"""Stage 5: run trained models on images (Keras, LiteRT or ONNX; one model or an ensemble spec), explain
+them, export them. Everything that scores, fits or reports on predictions comes after it."""

@@ -1,1 +1,1 @@
-"""Stage 7b: the FastAPI app (JSON API + a no-build web page) that serves one trained model."""
+"""Stage 9: the FastAPI app (JSON API + a no-build web page) that serves one trained model (or ensemble)."""

@@ -114,14 +114,15 @@ class ModelService:
     @property
     def can_explain(self) -> bool:
         """Grad-CAM needs the Keras model's gradients: not an export, not an ensemble."""
-        from leukoscope.infer.predictor import KerasPredictor
+        from leukoscope.infer.keras_backend import KerasPredictor
 
         return isinstance(self.predictor, KerasPredictor) or self._keras_file() is not None
 
     def _keras_file(self) -> Path | None:
+        from leukoscope.infer.ensemble import Ensemble
         from leukoscope.models.card import WEIGHTS_NAME
 
-        if self.source is None or getattr(self.predictor, "members", None) is not None:
+        if self.source is None or isinstance(self.predictor, Ensemble):
             return None
         folder = self.source if self.source.is_dir() else self.source.parent
         path = folder / WEIGHTS_NAME
@@ -167,7 +168,7 @@ class ModelService:
         with self._explainer_lock:
             if self._explainer is None:
                 from leukoscope.infer.explain import GradCamExplainer
-                from leukoscope.infer.predictor import KerasPredictor
+                from leukoscope.infer.keras_backend import KerasPredictor
                 from leukoscope.models.card import load_keras
 
                 if isinstance(self.predictor, KerasPredictor):
