@@ -1,7 +1,7 @@
 """Training survives `kill -9` of the whole `snakemake` run: the same command again resumes and completes,
 and the model equals an uninterrupted run's (train.deterministic). Runs locally (profiles/default).
 
-Also: the stale-lock release that lets the same command start again (leukoscope.workflow.runlock)."""
+Also: the stale-lock release that lets the same command start again (leukoscope.workflow.machine)."""
 
 from __future__ import annotations
 
@@ -83,13 +83,13 @@ def test_stale_locks_go_only_when_no_run_holds_the_folder(tmp_path: Path) -> Non
     """Snakemake's lock files after a SIGKILL are removed; while a live run holds the flock they stay."""
     import sys
 
-    from leukoscope.workflow.runlock import release_stale_locks
+    from leukoscope.workflow.machine import release_stale_locks
 
     locks = tmp_path / ".snakemake" / "locks"
     locks.mkdir(parents=True)
     (locks / "0.input.lock").write_text("x")
     live_run = (
-        "import sys, time; from leukoscope.workflow.runlock import release_stale_locks; "
+        "import sys, time; from leukoscope.workflow.machine import release_stale_locks; "
         "release_stale_locks(sys.argv[1]); print('held', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen(

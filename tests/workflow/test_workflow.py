@@ -412,7 +412,6 @@ def test_lint_and_snakefmt_are_clean() -> None:
         ({"dataset": {"path": "nowhere"}}, "dataset.path does not exist"),
         ({"dataset": {"path": "../cells"}, "protocol": "cv"}, "the dataset has only one class (all)"),
         ({"dataset": {"path": "../cells"}}, "protocol paper validates on the data's labelled"),
-        ({"dataset": {"path": "../cells"}}, "the dataset has only one class (all)"),
         (
             {"model": {"weights": "nowhere_notop.h5"}, "grid": {"backbones": ["efficientnetb0"]}},
             "the start weights file does not exist",

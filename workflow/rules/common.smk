@@ -4,12 +4,10 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from leukoscope.errors import LeukoScopeError
-from leukoscope.workflow import gpus as GPU
+from leukoscope.workflow import machine
 from leukoscope.workflow import plan as P
 
 ENV = "../../envs/leukoscope.yaml"
-# Jobs import this clone's engine (see envs/README.md).
-P.use_source_tree(workflow.basedir)
 # `snakemake --lint` parses the workflow without running it (and without check_envvars): no dataset yet.
 LINTING = not getattr(workflow, "check_envvars", True)
 MAIN = workflow.is_main_process
@@ -41,41 +39,13 @@ if MAIN and not LINTING and P.missing_data_note(CFG):
 MODELS = P.models(CFG)
 SCOPES = CFG.scopes
 
-# After `kill -9` of a run, Snakemake's lock files stay and would refuse the same command again: a
-# live run holds an flock (released by the kernel however the process dies), so locks left without one
-# are stale and are removed (leukoscope.workflow.runlock).
-if MAIN and not LINTING:
-    from leukoscope.workflow.runlock import release_stale_locks
-
-    release_stale_locks()
-
-# GPUs: cap the `gpu` resource at GPUs x resources.jobs_per_gpu slots (--resources gpu=N may lower it; more
-# than exists is one line) and hand the pool to the jobs, which lock one slot each (leukoscope.workflow.gpus).
-if MAIN and not LINTING:
-    _given = workflow.global_resources.get("gpu")
-    try:
-        GPUS, _slots = GPU.gpu_pool(
-            CFG.resources.gpus,
-            CFG.resources.jobs_per_gpu,
-            getattr(_given, "value", _given),
-        )
-    except LeukoScopeError as exc:
-        raise WorkflowError(exc.one_line()) from None
-    GPU.share_pool(GPUS, CFG.resources.jobs_per_gpu)
-    # Only where there are GPUs: a cluster's login node has none, and its jobs ask SLURM for theirs.
-    if GPUS and _given is None:
-        workflow.register_resource("gpu", _slots)
-else:  # a cluster job: its GPU is SLURM's; jobs_per_gpu > 1 still makes its memory grow on demand
-    GPUS = GPU.shared_pool()
-    GPU.share_pool(GPUS, CFG.resources.jobs_per_gpu)
-GPU_PER_JOB = 1 if GPUS else 0
-TRAIN_THREADS = GPU.train_threads(
-    workflow.global_resources["_cores"].value,
-    GPUS,
-    CFG.resources.threads,
-    CFG.resources.cpu_jobs,
-    CFG.resources.jobs_per_gpu,
-)
+# Besides reading the config, parsing touches the machine in one place: PYTHONPATH for the jobs, stale
+# run locks, the GPU pool (leukoscope.workflow.machine).
+try:
+    MACHINE = machine.prepare(workflow, CFG, main=MAIN and not LINTING)
+except LeukoScopeError as exc:
+    raise WorkflowError(exc.one_line()) from None
+GPU_PER_JOB, TRAIN_THREADS = MACHINE.gpu_per_job, MACHINE.threads
 
 
 wildcard_constraints:

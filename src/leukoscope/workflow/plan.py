@@ -66,19 +66,6 @@ WILDCARDS = {
 }
 
 
-def use_source_tree(basedir: str | Path) -> None:
-    """Jobs import the engine of this clone (a conda env from envs/ holds only its dependencies)."""
-    import os
-
-    src = Path(basedir) / "src"
-    if (src / "leukoscope").is_dir():
-        parts = [
-            str(src),
-            *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(src)),
-        ]
-        os.environ["PYTHONPATH"] = os.pathsep.join(parts)
-
-
 def load(
     config: dict[str, Any],
     *,
