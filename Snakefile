@@ -30,6 +30,22 @@ onstart:
 
 
 rule all:
+    """The paper's Tables 1-3 and figures, the per-subject table, Grad-CAM panels, the ensemble and the
+    challenge submission (protocol paper / heldout), or the cross-validation summary (cv); with the data
+    check and the resolved config."""
     default_target: True
     input:
-        P.targets(CFG),
+        rules.resolved_config.output,
+        rules.samples.output.check,
+        branch(
+            CFG.protocol == "cv",
+            then=rules.cv_summary.output,
+            otherwise=[
+                rules.tables.output,
+                rules.figures.output,
+                rules.subjects.output,
+                rules.gradcam.output,
+                P.ENSEMBLE.format(scope=""),
+                rules.submission.output,
+            ],
+        ),

@@ -290,29 +290,6 @@ def seed_prediction_files(cfg: WorkflowConfig, scope: str, backbone: str, loss: 
     return [f"{d}/predictions.parquet" for d in seed_dirs(cfg, scope, backbone, loss)]
 
 
-def table_files() -> list[str]:
-    return [TABLE.format(table=t, ext=e) for t in TABLES for e in ("csv", "md")]
-
-
 def dataset_settings(cfg: WorkflowConfig) -> dict[str, Any]:
     """The download rule's params: the `dataset` section."""
     return canonical(cfg.to_dict()["dataset"])
-
-
-def targets(cfg: WorkflowConfig) -> list[str]:
-    """`rule all`: the paper's tables and figures (paper, heldout) or the cross-validation summary (cv)."""
-    common = [DATA_CHECK, RESOLVED_CONFIG]
-    if cfg.protocol == "cv":
-        return [CV_SUMMARY, CV_TABLE.format(ext="csv"), CV_TABLE.format(ext="md"), CV_FIGURE, *common]
-    report = [
-        *(SUBJECTS_TABLE.format(ext=e) for e in ("csv", "md")),
-        *(GRADCAM.format(backbone=b) for b in dict.fromkeys(b for b, _ in models(cfg))),
-    ]
-    return [
-        *table_files(),
-        *figure_files(cfg).values(),
-        *report,
-        ENSEMBLE.format(scope=""),
-        SUBMISSION,
-        *common,
-    ]
