@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leukoscope._plot import DPI
 from leukoscope.errors import DataError
-from leukoscope.report.figures import DPI
 from leukoscope.report.gradcam import crops_of, gradcam_panel, panel_shape, panel_size, pick_cells
 
 # (label, ensemble P(all)); "all" is the positive class

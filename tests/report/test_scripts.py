@@ -121,7 +121,7 @@ def test_gradcam_script(results: dict[str, Path], tmp_path: Path, monkeypatch: p
         },
         output={"gradcam_simplecnn": str(out)},
     )
-    from leukoscope.report.figures import DPI
+    from leukoscope._plot import DPI
     from leukoscope.report.gradcam import panel_size
 
     width, height = panel_size(["all", "hem"], 3)  # 4 rows x 3 columns; matplotlib may drop a partial pixel

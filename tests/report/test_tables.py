@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from leukoscope.experiments import paper
-from leukoscope.report import cv, tables
+from leukoscope.report import cv, paper, tables
 
 
 def _score(f1: float, n: int = 10, **extra: float) -> dict:

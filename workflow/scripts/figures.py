@@ -11,9 +11,8 @@ from leukoscope.workflow.script import run
 def main(smk: Any) -> None:
     import pandas as pd
 
-    from leukoscope.experiments import paper
     from leukoscope.report import figures as F
-    from leukoscope.report import tables
+    from leukoscope.report import paper, tables
 
     files = smk.params.files
     summary = json.loads(Path(smk.input.summary).read_text(encoding="utf-8"))

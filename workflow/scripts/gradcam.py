@@ -36,8 +36,8 @@ def main(smk: Any) -> None:
     import pandas as pd
 
     from leukoscope.evaluate.predictions import class_names_of
-    from leukoscope.experiments import paper
     from leukoscope.report import gradcam as G
+    from leukoscope.report import paper
     from leukoscope.report.subjects import scored_split
     from leukoscope.report.tables import split_name
 

@@ -12,7 +12,6 @@ log-likelihood over log T (scipy `minimize_scalar`, bounded); it changes confide
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -88,18 +87,14 @@ def reliability_diagram(
     title: str = "Reliability diagram",
 ) -> bytes:
     """PNG bytes (and `out_path`, written atomically) of frequency vs confidence with a count histogram."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from leukoscope._io import atomic_path
+    from leukoscope._plot import new_figure, png_bytes
 
     bins = reliability_bins(y_true, probs, n_bins, mode, positive_index)
     centers = (bins["edges"][:-1] + bins["edges"][1:]) / 2
     width = 1.0 / n_bins
-    fig, (ax, axh) = plt.subplots(
-        2, 1, figsize=(4.6, 5.2), gridspec_kw={"height_ratios": [3, 1]}, sharex=True
+    fig, (ax, axh) = new_figure(
+        4.6, 5.2, 2, 1, layout="tight", gridspec_kw={"height_ratios": [3, 1]}, sharex=True
     )
     filled = bins["counts"] > 0
     ax.bar(centers[filled], bins["frequency"][filled], width=width * 0.95, color="#4c72b0", label="observed")
@@ -118,11 +113,7 @@ def reliability_diagram(
     ax.legend(loc="upper left", fontsize=8)
     axh.bar(centers, bins["counts"], width=width * 0.95, color="#888888")
     axh.set(xlabel="confidence" if mode == "top-label" else "P(positive)", ylabel="images")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    data = buf.getvalue()
+    data = png_bytes(fig)
     if out_path is not None:
         with atomic_path(out_path) as tmp:
             tmp.write_bytes(data)

@@ -1,36 +1,16 @@
 """PNG figures of an evaluation: confusion matrix, ROC curves, reliability diagram.
 
-Figures are drawn on matplotlib's object API with the Agg canvas (no pyplot global state, no display),
-so plotting is safe in worker processes and servers; every file is written atomically.
+Drawn and saved through `leukoscope._plot` (matplotlib's object API on Agg, atomic writes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from leukoscope._io import atomic_path
-
-
-def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    axes = fig.subplots(1, ncols)
-    return fig, axes
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+from leukoscope._plot import new_figure, save_png
 
 
 def plot_confusion_matrix(
@@ -44,7 +24,7 @@ def plot_confusion_matrix(
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
     side = 2.2 + 0.6 * len(class_names)
-    fig, ax = _figure(side + 1.0, side)
+    fig, ax = new_figure(side + 1.0, side)
     image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, label="share of true class")
     ticks = range(len(class_names))
@@ -59,7 +39,7 @@ def plot_confusion_matrix(
             ax.text(
                 j, i, f"{cm[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", color=colour, fontsize=8
             )
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_roc(
@@ -75,7 +55,7 @@ def plot_roc(
 
     y = np.asarray(y_true)
     probs = np.asarray(probs)
-    fig, ax = _figure(5.0, 4.6)
+    fig, ax = new_figure(5.0, 4.6)
     if len(class_names) == 2:
         pos = list(class_names).index(positive_class) if positive_class else 1
         curves = [(class_names[pos], y == pos, probs[:, pos])]
@@ -94,7 +74,7 @@ def plot_roc(
     ax.set_title(title or "ROC")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def evaluation_figures(

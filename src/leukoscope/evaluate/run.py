@@ -243,7 +243,7 @@ def write_evaluation_report(
     out_dir: Path, metrics: dict[str, Any], figures: dict[str, Path], table: pd.DataFrame,
     y: np.ndarray, probs: np.ndarray, pred: np.ndarray, card: Any,
 ) -> Path:  # fmt: skip
-    from leukoscope.evaluate.report import confident_errors, write_report
+    from leukoscope.evaluate.html_report import confident_errors, write_report
 
     notes = []
     overlap = metrics["training_overlap"]
@@ -251,7 +251,7 @@ def write_evaluation_report(
         notes.append(f"{overlap['files']} files / {overlap['subjects']} subjects of this split were in "
                      "training: this is not a held-out score.")  # fmt: skip
     if not metrics.get("subjects_known"):
-        from leukoscope.evaluate.report import UNKNOWN_SUBJECTS
+        from leukoscope.evaluate.html_report import UNKNOWN_SUBJECTS
 
         notes.append(UNKNOWN_SUBJECTS)
     errors = confident_errors(table["path"].astype(str).tolist(), y, probs, card.class_names, pred)

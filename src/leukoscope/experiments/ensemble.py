@@ -190,9 +190,9 @@ def _member_f1(labels: np.ndarray, probs: np.ndarray, card: ModelCard, class_nam
 def _write_ensemble_report(
     out: Path, ens: Ensemble, summary: dict[str, Any], table: Any, y: np.ndarray, probs: np.ndarray
 ) -> Path:
+    from leukoscope.evaluate.html_report import UNKNOWN_SUBJECTS, confident_errors, write_report
     from leukoscope.evaluate.metrics import decide
     from leukoscope.evaluate.plots import evaluation_figures
-    from leukoscope.evaluate.report import UNKNOWN_SUBJECTS, confident_errors, write_report
 
     card = ens.card
     figures = evaluation_figures(

@@ -1,27 +1,17 @@
 """The report's seaborn figures: training curves (the paper's Figs. 3-4), the F1 heat map, confusion
-matrices and ROC curves. Drawn on matplotlib's object API (no pyplot state), written atomically.
+matrices and ROC curves. Drawn and saved through `leukoscope._plot`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from leukoscope._io import atomic_path
+from leukoscope._plot import new_figure, save_png
 from leukoscope.train.curves import PANELS, curves_frame
-
-DPI = 110
-
-
-def _figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    return fig, fig.subplots(rows, cols, squeeze=False)
 
 
 def wrap(title: str, width: float, fontsize: float = 10.0) -> str:
@@ -31,24 +21,14 @@ def wrap(title: str, width: float, fontsize: float = 10.0) -> str:
     return textwrap.fill(title, max(20, int(width * 72 / (0.58 * fontsize))))
 
 
-def _save(fig: Any, path: str | Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    path = Path(path)
-    with atomic_path(path, keep_suffix=True) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
-
-
 def training_curves(histories: Mapping[str, pd.DataFrame], path: str | Path, title: str) -> Path:
     """One backbone, every loss: loss, accuracy, weighted F1 per epoch; validation solid, training dashed."""
     import seaborn as sns
 
     frames = [curves_frame(h).assign(loss=name) for name, h in histories.items()]
     long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    fig, axes = _figure(13.0, 4.0, 1, len(PANELS))
-    for ax, (metric, label) in zip(axes[0], PANELS, strict=True):
+    fig, axes = new_figure(13.0, 4.0, 1, len(PANELS))
+    for ax, (metric, label) in zip(axes, PANELS, strict=True):
         part = long[long["metric"] == metric] if len(long) else long
         if len(part):
             sns.lineplot(
@@ -67,7 +47,7 @@ def training_curves(histories: Mapping[str, pd.DataFrame], path: str | Path, tit
         if metric != "loss":
             ax.set_ylim(0.0, 1.0)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def heatmap_labels(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -93,8 +73,7 @@ def f1_heatmap(frame: pd.DataFrame, path: str | Path, title: str, paper: pd.Data
     import seaborn as sns
 
     width = 2.6 + 1.9 * frame.shape[1]
-    fig, axes = _figure(width, 1.4 + 0.75 * frame.shape[0])
-    ax = axes[0, 0]
+    fig, ax = new_figure(width, 1.4 + 0.75 * frame.shape[0])
     data = frame.astype(float)
     labels = heatmap_labels(data, paper)
     low = float(np.nanmin(data.to_numpy())) if data.notna().any().any() else 0.0
@@ -114,7 +93,7 @@ def f1_heatmap(frame: pd.DataFrame, path: str | Path, title: str, paper: pd.Data
     ax.set_title(wrap(title, width - 1.6))
     ax.set_xlabel("")
     ax.set_ylabel("")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def confusion_grid(
@@ -126,7 +105,7 @@ def confusion_grid(
     names = list(matrices)
     cols = min(4, max(1, len(names)))
     rows = -(-len(names) // cols) if names else 1
-    fig, axes = _figure(3.2 * cols, 2.9 * rows, rows, cols)
+    fig, axes = new_figure(3.2 * cols, 2.9 * rows, rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
     for ax, name in zip(axes.ravel(), names, strict=False):
@@ -151,7 +130,7 @@ def confusion_grid(
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def roc_curves(
@@ -169,8 +148,7 @@ def roc_curves(
             continue
         fpr, tpr, _ = roc_curve(truth, part[f"p_{positive_class}"].to_numpy(float))
         rows.append(pd.DataFrame({"fpr": fpr, "tpr": tpr, "model": f"{name} (AUC {auc(fpr, tpr):.3f})"}))
-    fig, axes = _figure(7.5, 5.2)
-    ax = axes[0, 0]
+    fig, ax = new_figure(7.5, 5.2)
     if rows:
         sns.lineplot(
             pd.concat(rows, ignore_index=True),
@@ -188,18 +166,17 @@ def roc_curves(
     ax.set_xlabel("false positive rate")
     ax.set_ylabel(f"true positive rate ({positive_class})")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def cv_f1(frame: pd.DataFrame, path: str | Path, title: str) -> Path:
     """Per-fold weighted F1 of every model (points) with mean and std (bars)."""
     import seaborn as sns
 
-    fig, axes = _figure(8.0, 1.2 + 0.35 * frame["model"].nunique())
-    ax = axes[0, 0]
+    fig, ax = new_figure(8.0, 1.2 + 0.35 * frame["model"].nunique())
     sns.barplot(frame, y="model", x="weighted_f1", errorbar="sd", color="#9ecae1", ax=ax)
     sns.stripplot(frame, y="model", x="weighted_f1", hue="fold", ax=ax, size=5)
     ax.set_xlim(0, 1)
     ax.set_xlabel("weighted F1 (validation fold)")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_png(fig, path)

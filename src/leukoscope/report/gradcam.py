@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leukoscope._plot import new_figure, save_png
 from leukoscope.errors import DataError, ModelError
 from leukoscope.evaluate.metrics import positive_index
 from leukoscope.evaluate.predictions import class_names_of, prob_columns
-from leukoscope.report.figures import _figure, _save, wrap
+from leukoscope.report.figures import wrap
 from leukoscope.report.subjects import decisions, usable
 
 OUTCOMES = ("right", "wrong")
@@ -115,7 +116,7 @@ def draw_panel(
     """The grid PNG: one row per class x outcome (an empty row says so), each tile crop + heatmap."""
     rows, cols = panel_shape(class_names, per_class)
     width, height = panel_size(class_names, per_class)
-    fig, axes = _figure(width, height, rows, cols)
+    fig, axes = new_figure(width, height, rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -132,7 +133,7 @@ def draw_panel(
             ax.imshow(cams[i], cmap="jet", alpha=0.4, vmin=0.0, vmax=1.0)
             ax.set_title(captions[i], fontsize=6, linespacing=1.1)
     fig.suptitle(wrap(title, width, 9), fontsize=9)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def gradcam_panel(

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from leukoscope._io import atomic_path, write_text
-from leukoscope.experiments import paper
+from leukoscope.report import paper
 
 SPLIT_NAMES = {
     "paper": {"val": "preliminary test (also the validation set)", "final": "final test"},

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from leukoscope._io import atomic_path
+from leukoscope._plot import new_figure, save_png
 
 PANELS = (("loss", "loss"), ("accuracy", "accuracy"), ("weighted_f1", "weighted F1"))
 
@@ -34,13 +33,10 @@ def curves_frame(history: pd.DataFrame) -> pd.DataFrame:
 def plot_training_curves(history: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """One panel per metric; series that were not logged are simply absent."""
     import seaborn as sns
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     long = curves_frame(history)
-    fig = Figure(figsize=(12.0, 3.8), dpi=110, layout="constrained")
-    axes: Any = fig.subplots(1, len(PANELS))
+    fig, axes = new_figure(12.0, 3.8, 1, len(PANELS))
     for ax, (metric, label) in zip(axes, PANELS, strict=True):
         part = long[long["metric"] == metric]
         if len(part):
@@ -54,8 +50,4 @@ def plot_training_curves(history: pd.DataFrame, path: str | Path, title: str = "
         if metric != "loss":
             ax.set_ylim(0, 1.0)
     fig.suptitle(title or "training curves")
-    FigureCanvasAgg(fig)
-    path = Path(path)
-    with atomic_path(path, keep_suffix=True) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    return save_png(fig, path)

@@ -5,7 +5,7 @@ EfficientNetB2 fine-tuned with five losses (BCE, weighted BCE, focal, hinge, foc
 the two networks; Table 1 (the data), Table 2 (weighted F1 per loss x backbone on the challenge's FINAL
 test set), Table 3 (the ensemble on validation). Values are percentages; counts are images.
 
-Only what the paper states is filled in; anything else is `None` and printed as "n/a". The final test's
+Only what the paper states is filled in; anything else is `None` (the tables print "n/a"). The final test's
 labels were never published, so no reproduction can score on it: our Table 2 is on the labelled
 preliminary test, and every table says so. The paper's training set is all three folds (10,661) and its
 validation set the preliminary test (1,867): the `paper` protocol.
@@ -15,13 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CITATION = (
-    "Focal hinge loss paper, C-NMC 2019 (DenseNet201 + EfficientNetB2, five losses, ensemble): "
-    "Table 1 (data), Table 2 (weighted F1 per loss x backbone, final test), Table 3 (ensemble, validation)"
-)
-
 LOSSES = ("bce", "weighted_bce", "focal", "hinge", "focal_hinge")
-PAPER_BACKBONES = ("densenet201", "efficientnetb2")
 LOSS_LABELS = {
     "bce": "BCE",
     "weighted_bce": "Weighted BCE",
@@ -58,9 +52,6 @@ TABLE1: dict[tuple[str, str], int | None] = {
     ("augmented", "hem"): 10778,
     ("augmented", "total"): 20050,
 }
-TRAINING_SUBJECTS = 73
-TRAINING_FOLDS = 3
-IMAGE_SIZE = 450  # 450 x 450 BMP, one cell on black
 
 # Table 2: weighted F1 on the final test, (loss, backbone) -> Published.
 _F1 = {
@@ -80,25 +71,7 @@ ENSEMBLE = Published(f1=91.94, note="ensemble of DenseNet201 + EfficientNetB2, f
 # 2 * 82.73 * 95.89 / (82.73 + 95.89) = 88.82.
 TABLE3 = Published(accuracy=84.25, precision=82.73, recall=95.89, f1=88.82, note="ensemble, validation")
 
-# For context only (other methods, other protocols: not a like-for-like comparison).
-LITERATURE: list[dict[str, object]] = [
-    {"method": "C-NMC 2019 challenge winner", "weighted_f1": 91.0, "note": "approximate, final test"},
-    {
-        "method": "later subject-level methods",
-        "weighted_f1": "94.8-95.3",
-        "note": "range reported in later work; different evaluation protocols",
-    },
-]
-
 
 def published(loss: str, backbone: str) -> Published:
     """The published cell for a loss x backbone (an empty `Published` for anything not in the paper)."""
     return TABLE2.get((loss, backbone.lower().replace("_", "")), Published())
-
-
-def fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-def fmt_count(value: int | None) -> str:
-    return "n/a" if value is None else f"{value:,}"

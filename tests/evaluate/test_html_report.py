@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from leukoscope.evaluate.calibration import reliability_diagram
+from leukoscope.evaluate.html_report import confident_errors, write_report
 from leukoscope.evaluate.metrics import compute_metrics
-from leukoscope.evaluate.report import confident_errors, write_report
 
 
 def _report(tmp_path: Path) -> Path:
