@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
-from leukoscope.data.known import cnmc_facts, cnmc_manifest
+import pandas as pd
+
+from leukoscope.data.known import cnmc_manifest
+from leukoscope.data.readers.cnmc import parse_name
+
+
+def cnmc_facts() -> dict:
+    """Counts that describe the real dataset: files and byte sizes per part, training subjects per class."""
+    df = cnmc_manifest()
+    parts = {
+        part: {"files": len(g), "bytes": sorted(int(b) for b in g["bytes"].unique())}
+        for part, g in df.groupby("part", sort=True)
+    }
+    training = df[df["path"].str.startswith("training_data/")]
+    parsed = training["path"].map(lambda p: parse_name(p.rpartition("/")[2].removesuffix(".bmp")))
+    subjects = pd.DataFrame(parsed.tolist(), columns=["subject", "label"]).drop_duplicates("subject")
+    return {
+        "files": len(df),
+        "parts": parts,
+        "training_subjects": {k: int(v) for k, v in subjects["label"].value_counts().sort_index().items()},
+    }
 
 
 def test_embedded_facts_match_the_published_ones() -> None:

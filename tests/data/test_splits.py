@@ -9,7 +9,7 @@ import pytest
 
 from leukoscope.config import DataConfig
 from leukoscope.data import assert_disjoint, grouped_kfold, make_splits, read_dataset
-from leukoscope.data.splits import describe_splits, find_leaks
+from leukoscope.data.splits import find_leaks, subjects_known
 from leukoscope.data.table import make_table
 from leukoscope.errors import ConfigError, DataError
 
@@ -88,7 +88,7 @@ def test_folder_data_is_split_per_image_and_says_so(tmp_path: Path) -> None:
     assert set(splits) == {"train", "val"}
     assert len(splits["train"]) + len(splits["val"]) == 12
     assert splits["train"].attrs["subject_known"] is False
-    assert describe_splits(splits)["val"]["subject_known"] is False
+    assert subjects_known(splits["val"]) is False
 
 
 def test_classes_restrict_and_order(cnmc_master: Path) -> None:

@@ -102,9 +102,3 @@ def _bucket(paths: Sequence[str], key_of: Callable[[str], str]) -> list[list[str
         except OSError:
             continue
     return [b for b in buckets.values() if len(b) > 1]
-
-
-def clear_cache() -> None:
-    """Forget every cached hash (e.g. after files were rewritten within one mtime tick)."""
-    with _lock:
-        _cache.clear()

@@ -30,22 +30,3 @@ def part_of(relpath: str) -> str:
     """The folder a file sits in ('training_data/fold_0/all'), which is how C-NMC's parts are counted."""
     head, _, _ = relpath.rpartition("/")
     return head or "."
-
-
-def cnmc_facts() -> dict:
-    """Counts that describe the real dataset: files and byte sizes per part, training subjects per class."""
-    from leukoscope.data.readers.cnmc import parse_name
-
-    df = cnmc_manifest()
-    parts = {
-        part: {"files": len(g), "bytes": sorted(int(b) for b in g["bytes"].unique())}
-        for part, g in df.groupby("part", sort=True)
-    }
-    training = df[df["path"].str.startswith("training_data/")]
-    parsed = training["path"].map(lambda p: parse_name(p.rpartition("/")[2].removesuffix(".bmp")))
-    subjects = pd.DataFrame(parsed.tolist(), columns=["subject", "label"]).drop_duplicates("subject")
-    return {
-        "files": len(df),
-        "parts": parts,
-        "training_subjects": {k: int(v) for k, v in subjects["label"].value_counts().sort_index().items()},
-    }

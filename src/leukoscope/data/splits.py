@@ -211,19 +211,6 @@ def subjects_known(df: pd.DataFrame) -> bool:
     return bool(df["subject_known"].all()) if len(df) else True
 
 
-def describe_splits(splits: dict[str, pd.DataFrame]) -> dict[str, dict]:
-    """Counts per split for logs and reports, saying whether subjects were known."""
-    return {
-        name: {
-            "n_images": len(df),
-            "classes": {str(k): int(v) for k, v in df["label"].value_counts().sort_index().items()},
-            "subjects": int(df["subject"].nunique()),
-            "subject_known": subjects_known(df),
-        }
-        for name, df in splits.items()
-    }
-
-
 def _ordered(splits: dict[str, pd.DataFrame]) -> list[str]:
     return [n for n in SPLIT_ORDER if n in splits] + [n for n in splits if n not in SPLIT_ORDER]
 

@@ -22,7 +22,6 @@ import numpy as np
 from leukoscope.errors import DataError
 
 LEVEL = 0.95
-METRICS = ("weighted_f1", "accuracy", "positive_precision", "positive_recall", "positive_f1")
 
 
 def metrics_from_confusion(cm: np.ndarray, positive_index: int | None) -> dict[str, np.ndarray]:

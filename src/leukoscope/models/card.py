@@ -30,7 +30,7 @@ class ModelCard:
     weights_source: str = "none"
     positive_class: str | None = None  # two classes only
     head_hidden: int = 256
-    head: str = "paper"  # name in leukoscope.models.factory.HEADS
+    head: str = "paper"  # the one head there is (models.factory.paper_head); a field of model_card.json
     dropout: float = 0.0
     input_mode: str = ""  # the backbone's own input convention (raw / torch / tf / caffe)
     input_normalization: str = ""  # in words: what the model's first layer does to the pixels

@@ -16,9 +16,7 @@ from typing import Any
 
 from leukoscope.errors import ConfigError, ModelError
 from leukoscope.models.backbones import BackboneSpec, feature_layer_name, get_backbone
-from leukoscope.registry import Registry
 
-HEADS: Registry[Any] = Registry("classifier head")
 INPUT_NAME = "pixels"
 LOGITS_NAME = "logits"
 
@@ -35,26 +33,15 @@ class ClassifierSpec:
     std: tuple[float, float, float] | None = None
     head_hidden: int = 256
     dropout: float = 0.0
-    head: str = "paper"
 
 
-@HEADS.register("paper")
 def paper_head(features: Any, outputs: int, hidden: int, dropout: float) -> Any:
+    """GlobalAveragePooling -> Dense(hidden, ReLU) [-> Dropout] -> Dense(outputs) logits (float32 under a
+    mixed policy, so the losses and the sigmoid see full precision)."""
     from keras import layers
 
     x = layers.GlobalAveragePooling2D(name="head_pool")(features)
     x = layers.Dense(hidden, activation="relu", name="head_dense")(x)
-    if dropout > 0:
-        x = layers.Dropout(dropout, name="head_dropout")(x)
-    return layers.Dense(outputs, name=LOGITS_NAME, dtype="float32")(x)
-
-
-@HEADS.register("linear")
-def linear_head(features: Any, outputs: int, hidden: int, dropout: float) -> Any:
-    """A linear probe on pooled features (`hidden` is ignored)."""
-    from keras import layers
-
-    x = layers.GlobalAveragePooling2D(name="head_pool")(features)
     if dropout > 0:
         x = layers.Dropout(dropout, name="head_dropout")(x)
     return layers.Dense(outputs, name=LOGITS_NAME, dtype="float32")(x)
@@ -107,8 +94,8 @@ def build_classifier(spec: ClassifierSpec, weights: str = "none") -> tuple[Any, 
             base = backbone.build(input_tensor=x, weights=keras_weights)
         except (ValueError, TypeError) as exc:
             raise ModelError(f"cannot build backbone {backbone.label} ({one_line(exc)})") from None
-    logits = HEADS.get(spec.head)(base.output, 1 if spec.num_classes == 2 else spec.num_classes,
-                                  spec.head_hidden, spec.dropout)  # fmt: skip
+    outputs = 1 if spec.num_classes == 2 else spec.num_classes
+    logits = paper_head(base.output, outputs, spec.head_hidden, spec.dropout)
     model = keras.Model(pixels, logits, name=f"leukoscope_{backbone.name}")
     if kind in ("weights.h5", "keras"):
         load_weights_file(model, weights, backbone.label)

@@ -33,11 +33,11 @@ _HDF5 = b"\x89HDF\r\n\x1a\n"
 _ZIP = b"PK\x03\x04"
 _NO_WEIGHTS = "<leukoscope: the ImageNet architecture, no weights>"
 _SUFFIXES = (".h5", ".hdf5", ".keras")
-KINDS = ("imagenet", "none", "backbone.h5", "weights.h5", "keras")
 
 
 def weights_kind(weights: str) -> str:
-    """One of KINDS for a --weights value; a file is checked by its first bytes (cheap, no Keras)."""
+    """imagenet | none | backbone.h5 | weights.h5 | keras for a --weights value; a file is checked by its
+    first bytes (cheap, no Keras)."""
     text = str(weights).strip()
     if text.lower() in ("imagenet", "none"):
         return text.lower()

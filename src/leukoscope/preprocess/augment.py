@@ -30,8 +30,7 @@ class RandomAugment:
     clahe_grid: int = 8
 
     @classmethod
-    def from_config(cls, aug: AugmentConfig, clahe_grid: int = 8, online: bool = True) -> RandomAugment:
-        """`online=False` keeps CLAHE only (rotation and flips are then the offline stage's job too)."""
+    def from_config(cls, aug: AugmentConfig, clahe_grid: int = 8) -> RandomAugment:
         if not aug.enabled:
             return cls(False, False, 0.0, 0.0, clahe_grid)
         if not 0.0 <= aug.clahe_p <= 1.0 or aug.rotation < 0:
