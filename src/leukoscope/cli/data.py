@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from leukoscope.cli._common import console, print_json
-
-KAGGLE_SLUG = "andrewmvd/leukemia-classification"  # leukoscope.data.download's default (kept light here)
+from leukoscope.data.remote import KAGGLE_SLUG
 
 if TYPE_CHECKING:
     from collections.abc import Callable

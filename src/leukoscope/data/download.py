@@ -1,21 +1,18 @@
 """Put a dataset in place: C-NMC 2019 from Kaggle or from a URL of a zip, a local folder, or a synthetic copy.
 
 The workflow's `download` rule (a local rule: it runs where there is internet) and `leukoscope data fetch`
-both call `fetch`. A download goes to a hidden temporary file beside the destination, is checked against
-its sha256 (URL), unpacked into a hidden temporary folder, verified file by file against the manifest of
-the real dataset embedded in the package (`leukoscope.data.known`, the same check as `data check
---verify-checksums`), and only then renamed into place, so an interrupted, truncated or corrupt download
-never leaves anything that a rerun would take as complete. A hidden marker inside the finished folder
-records what was fetched: the same request again reuses the folder without downloading; a folder that was
-not made by this module is never overwritten.
+both call `fetch`; the transfers themselves are `data.remote`'s. A download goes to a hidden temporary file
+beside the destination, is checked against its sha256 (URL), unpacked into a hidden temporary folder,
+verified file by file against the manifest of the real dataset embedded in the package
+(`leukoscope.data.known`, the same check as `data check --verify-checksums`), and only then renamed into
+place, so an interrupted, truncated or corrupt download never leaves anything that a rerun would take as
+complete. A hidden marker inside the finished folder records what was fetched: the same request again
+reuses the folder without downloading; a folder that was not made by this module is never overwritten.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import http.client
-import io
 import json
 import logging
 import os
@@ -23,10 +20,7 @@ import re
 import shutil
 import tempfile
 import time
-import urllib.error
-import urllib.request
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,15 +28,13 @@ from typing import Any
 from leukoscope._io import write_json
 from leukoscope.data.hashing import file_digest
 from leukoscope.data.readers.cnmc import find_root
+from leukoscope.data.remote import KAGGLE_SLUG, TIMEOUT_S, Progress, download_file, kaggle_download, unpack
 from leukoscope.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("local", "url", "kaggle", "synthetic")
-KAGGLE_SLUG = "andrewmvd/leukemia-classification"  # C-NMC 2019 as `C-NMC_Leukemia/` in one zip
 MARKER = ".leukoscope-download.json"  # hidden: readers and `data check` skip it
-TIMEOUT_S = 60.0  # per socket operation: a stalled transfer fails instead of hanging
-_CHUNK = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -121,9 +113,6 @@ class DatasetRequest:
         return {"source": "local"}
 
 
-Progress = Callable[[int, int | None], None]
-
-
 def fetch(request: DatasetRequest, *, timeout: float = TIMEOUT_S, progress: Progress | None = None) -> dict:
     """Make `request.path` hold the dataset; the record (what the `download` rule writes as JSON)."""
     request.validate()
@@ -197,11 +186,11 @@ def _fetch_into_place(request: DatasetRequest, dest: Path, timeout: float, progr
                 details = {"url": request.url, "sha256": request.sha256.lower()}
                 origin = request.url
             else:
-                archive = _kaggle_download(request.kaggle, work)
+                archive = kaggle_download(request.kaggle, work)
                 details = {"kaggle": request.kaggle, "sha256": file_digest(archive, "sha256")}
                 origin = f"kaggle dataset {request.kaggle}"
             details["archive_bytes"] = archive.stat().st_size
-            root = _unpack(archive, work / "unpacked", origin)
+            root = unpack(archive, work / "unpacked", origin)
             archive.unlink()
             verification = _verify(root, request.verify, layout="cnmc")
         record = _record(request, dest, root, verification, reused=False, **details)
@@ -211,141 +200,7 @@ def _fetch_into_place(request: DatasetRequest, dest: Path, timeout: float, progr
     return record
 
 
-def _kaggle_credentials() -> bool:
-    """Any of the Kaggle client's own sources: a token (KAGGLE_API_TOKEN, ~/.kaggle/access_token), an OAuth
-    login (~/.kaggle/credentials.json), a legacy key (kaggle.json in $KAGGLE_CONFIG_DIR or ~/.kaggle,
-    KAGGLE_USERNAME + KAGGLE_KEY). Checked first: the client's own check prints a page of help and exits."""
-    home = Path("~/.kaggle").expanduser()
-    config = Path(os.environ.get("KAGGLE_CONFIG_DIR") or home).expanduser()
-    files = (config / "kaggle.json", home / "kaggle.json", home / "access_token", home / "access_token.txt",
-             home / "credentials.json")  # fmt: skip
-    env = os.environ.get("KAGGLE_API_TOKEN") or (
-        os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")
-    )
-    return bool(env) or any(f.is_file() for f in files)
-
-
-def _kaggle_download(slug: str, work: Path) -> Path:
-    """The dataset's zip through the official Kaggle client (the `kaggle` package, in the workflow extra).
-    Imported here only: its import authenticates, which a run without a Kaggle source must never do."""
-    if not _kaggle_credentials():
-        raise ConfigError(
-            "no Kaggle API credentials",
-            hint="create a token (Kaggle > Settings > API) and set KAGGLE_API_TOKEN or save it as "
-            "~/.kaggle/access_token (older keys: ~/.kaggle/kaggle.json); or use dataset.source: url or local",
-        )
-    quiet = io.StringIO()  # the client prints its help page when it cannot authenticate
-    try:
-        with contextlib.redirect_stdout(quiet):
-            from kaggle.api.kaggle_api_extended import KaggleApi  # the package __init__ authenticates too
-    except ImportError:
-        raise ConfigError(
-            "the Kaggle API package is not installed",
-            hint="`pip install kaggle` (or the `workflow` extra) where the download runs, or use "
-            "dataset.source: url or local",
-        ) from None
-    except (OSError, ValueError, SystemExit) as exc:  # the package's own credential check on import
-        raise ConfigError(f"the Kaggle API refused the credentials ({exc})") from None
-    target = work / "kaggle"
-    target.mkdir()
-    try:
-        api = KaggleApi()
-        with contextlib.redirect_stdout(quiet):
-            api.authenticate()
-    except (Exception, SystemExit) as exc:  # the client calls exit(1) when no credential works
-        raise ConfigError(
-            f"the Kaggle API refused the credentials ({type(exc).__name__})",
-            hint="check the token (KAGGLE_API_TOKEN, ~/.kaggle/access_token or kaggle.json) and that this "
-            "machine reaches kaggle.com",
-        ) from None
-    try:
-        api.dataset_download_files(slug, path=str(target), unzip=False, quiet=False)
-    except Exception as exc:  # network, permission (dataset rules not accepted), unknown slug
-        raise DataError(
-            f"downloading the Kaggle dataset {slug} failed ({type(exc).__name__}: {str(exc)[:200]})",
-            hint="check the slug, the credentials and that this machine reaches kaggle.com; nothing kept",
-        ) from None
-    zips = sorted(target.glob("*.zip"))
-    if len(zips) != 1:
-        raise DataError(
-            f"the Kaggle download of {slug} gave {len(zips)} zip files, expected one", path=target
-        )
-    return zips[0]
-
-
-# -- download, unpack, verify ----------------------------------------------------------------------------
-
-
-def download_file(
-    url: str, target: Path, sha256: str, timeout: float = TIMEOUT_S, progress: Progress | None = None
-) -> Path:
-    """Stream `url` to `target` checking length and sha256; on any failure `target` does not exist."""
-    expected = sha256.strip().lower()
-    digest = hashlib.sha256()
-    received, total = 0, None
-    what = "do not use the URL until it serves the complete file; nothing was kept, run again to retry"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            for block in iter(lambda: response.read(_CHUNK), b""):
-                out.write(block)
-                digest.update(block)
-                received += len(block)
-                if progress:
-                    progress(received, total)
-    except urllib.error.HTTPError as exc:
-        target.unlink(missing_ok=True)
-        raise DataError(
-            f"downloading {url} failed (HTTP {exc.code} {exc.reason})", hint="check dataset.url"
-        ) from None
-    except http.client.IncompleteRead as exc:
-        target.unlink(missing_ok=True)
-        got = received + len(exc.partial)
-        raise DataError(
-            f"the download from {url} is truncated ({got:,} of {total or '?'} bytes)", hint=what
-        ) from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        target.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
-        raise DataError(
-            f"downloading {url} failed ({type(exc).__name__}: {reason})",
-            hint="check the URL and that this machine reaches it (the download rule runs locally)",
-        ) from None
-    if total is not None and received != total:
-        target.unlink(missing_ok=True)
-        raise DataError(f"the download from {url} is truncated ({received:,} of {total:,} bytes)", hint=what)
-    actual = digest.hexdigest()
-    if actual != expected:
-        target.unlink(missing_ok=True)
-        raise DataError(
-            f"the download from {url} has sha256 {actual}, expected {expected}",
-            hint="the file is corrupt or not the one dataset.sha256 describes; nothing was kept",
-        )
-    log.info("downloaded %s (%s bytes, sha256 ok)", url, f"{received:,}")
-    return target
-
-
-def _unpack(archive: Path, target: Path, origin: str) -> Path:
-    """Extract the zip (CRCs checked while reading) and return the C-NMC root inside it."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(target)  # strips absolute paths and '..'
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        raise DataError(
-            f"the archive from {origin} cannot be unpacked ({exc})",
-            hint="it is damaged or not a zip; nothing was kept, run again to download it again",
-        ) from None
-    root = find_root(target)
-    if root is None:
-        children = [c for c in target.iterdir() if c.is_dir()]
-        root = find_root(children[0]) if len(children) == 1 else None
-    if root is None:
-        raise DataError(
-            f"the archive from {origin} holds no C-NMC_Leukemia/training_data folder",
-            hint="is it the C-NMC 2019 dataset? nothing was kept",
-        )
-    return root
+# -- verify ------------------------------------------------------------------------------------
 
 
 def verify_cnmc(root: Path) -> dict:
