@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from leukoscope.data.protocols import check_dataset_plan
 from leukoscope.data.readers import read_dataset
-from leukoscope.data.samples import build_sample_sheet, check_dataset_plan, scope_rows
+from leukoscope.data.samples import build_sample_sheet, scope_rows
 from leukoscope.data.synth import write_cnmc_synth
 from leukoscope.errors import DataError
 

@@ -128,8 +128,8 @@ def preflight(cfg: WorkflowConfig) -> dict[str, Any]:
     classes must match every setting that names classes (dataset.classes / positive_class,
     augment.target); a start weights file must exist and be what it claims. Returns what it found
     (classes, counts) for the log."""
+    from leukoscope.data.protocols import check_dataset_plan, training_pool
     from leukoscope.data.readers import read_dataset
-    from leukoscope.data.samples import check_dataset_plan, training_pool
     from leukoscope.preprocess.balance import resolve_target
 
     start_weights(cfg)
