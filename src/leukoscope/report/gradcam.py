@@ -19,9 +19,8 @@ import pandas as pd
 from leukoscope._plot import new_figure, save_png
 from leukoscope.errors import DataError, ModelError
 from leukoscope.evaluate.metrics import positive_index
-from leukoscope.evaluate.predictions import class_names_of, prob_columns
+from leukoscope.evaluate.predictions import class_names_of, decisions, prob_columns, scored_rows
 from leukoscope.report.figures import wrap
-from leukoscope.report.subjects import decisions, usable
 
 OUTCOMES = ("right", "wrong")
 TILE = 1.35  # inches per tile (crop + three caption lines)
@@ -40,7 +39,7 @@ def pick_cells(
     of that call), p_positive (two classes), rank; ordered class, right before wrong, rank.
     """
     classes = class_names_of(table)
-    part = usable(table, split, classes).reset_index(drop=True)
+    part = scored_rows(table, split, classes).reset_index(drop=True)
     called = decisions(part, classes, threshold, positive_class)
     probs = part[prob_columns(classes)].to_numpy(np.float64)
     cells = pd.DataFrame(

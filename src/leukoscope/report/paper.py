@@ -38,19 +38,16 @@ class Published:
 
 # Table 1: the C-NMC 2019 data. (split, class) -> images. The final test's per-class counts are the
 # paper's (its labels were never published, so no copy of the data can show them).
+_TABLE1_ROWS = {  # split: (ALL, HEM, total)
+    "train": (7272, 3389, 10661),
+    "prelim": (1219, 648, 1867),
+    "final": (1761, 825, 2586),
+    "augmented": (9272, 10778, 20050),
+}
 TABLE1: dict[tuple[str, str], int | None] = {
-    ("train", "all"): 7272,
-    ("train", "hem"): 3389,
-    ("train", "total"): 10661,
-    ("prelim", "all"): 1219,
-    ("prelim", "hem"): 648,
-    ("prelim", "total"): 1867,
-    ("final", "all"): 1761,
-    ("final", "hem"): 825,
-    ("final", "total"): 2586,
-    ("augmented", "all"): 9272,
-    ("augmented", "hem"): 10778,
-    ("augmented", "total"): 20050,
+    (split, column): count
+    for split, row in _TABLE1_ROWS.items()
+    for column, count in zip(("all", "hem", "total"), row, strict=True)
 }
 
 # Table 2: weighted F1 on the final test, (loss, backbone) -> Published.

@@ -7,22 +7,16 @@ would be its own one-image "subject"; such images are grouped by their class ins
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from leukoscope.errors import DataError
-from leukoscope.evaluate.metrics import decide, label_indices, positive_index
-from leukoscope.evaluate.predictions import class_names_of, prob_columns
+from leukoscope.evaluate.metrics import label_indices, positive_index
+from leukoscope.evaluate.predictions import class_names_of, decisions, scored_rows
 
 PREFERRED = ("test", "val")  # the scored split: the labelled preliminary test, else validation
-
-
-def usable(table: pd.DataFrame, split: str, class_names: Sequence[str]) -> pd.DataFrame:
-    """The rows a score counts: this split, decoded, labelled with one of the classes."""
-    part = table[table["split"] == split]
-    return part[part["ok"].astype(bool) & part["label"].isin(list(class_names))]
 
 
 def scored_split(table: pd.DataFrame, split: str = "auto") -> str:
@@ -31,17 +25,9 @@ def scored_split(table: pd.DataFrame, split: str = "auto") -> str:
         return split
     classes = class_names_of(table)
     for candidate in PREFERRED:
-        if len(usable(table, candidate, classes)):
+        if len(scored_rows(table, candidate, classes)):
             return candidate
     return PREFERRED[-1]
-
-
-def decisions(
-    table: pd.DataFrame, class_names: Sequence[str], threshold: float, positive_class: str | None
-) -> np.ndarray:
-    """Class index per row: P(positive) >= threshold for two classes, argmax for N (`metrics.decide`)."""
-    probs = table[prob_columns(class_names)].to_numpy(np.float64)
-    return decide(probs, threshold, positive_index(class_names, positive_class))
 
 
 def _aligned(table: pd.DataFrame, name: str, split: str, paths: pd.Series) -> pd.DataFrame:
@@ -71,7 +57,7 @@ def subject_table(
     called (a subject-level call); it is empty for rows that group images without a subject.
     """
     classes = class_names_of(ensemble)
-    part = usable(ensemble, split, classes).reset_index(drop=True)
+    part = scored_rows(ensemble, split, classes).reset_index(drop=True)
     truth = label_indices(part["label"].to_numpy(str), classes)
     models = {"ensemble": part} | {m: _aligned(t, m, split, part["path"]) for m, t in members.items()}
     known = part["subject_known"].astype(bool).to_numpy()

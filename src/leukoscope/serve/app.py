@@ -195,43 +195,31 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
         """The model card (classes, preprocessing, threshold, metrics) and how it is served."""
         return request.app.state.service.describe()
 
-    @app.post(
-        f"{API}/predict",
-        tags=["predict"],
-        dependencies=auth,
-        responses=ERROR_RESPONSES,
-        openapi_extra=_upload_body("file", many=False),
-    )
+    def predict_route(path: str, field: str, many: bool) -> Any:
+        """POST `path`: token-checked, its multipart body (form field `field`) described for OpenAPI."""
+        return app.post(
+            path,
+            tags=["predict"],
+            dependencies=auth,
+            responses=ERROR_RESPONSES,
+            openapi_extra=_upload_body(field, many=many),
+        )
+
+    @predict_route(f"{API}/predict", "file", many=False)
     async def predict(
         request: Request, explain: bool = Query(False, description="add a Grad-CAM heatmap")
     ) -> Any:
         """One image (form field `file`) -> {class, probabilities, model[, heatmap]}."""
-        parts = await _read_parts(request, settings)
-        files = _files(parts, "file")
-        if len(files) != 1:
-            raise ApiError(422, "send exactly one image in the form field 'file'")
-        explain = explain or _form_flag(parts, "explain")
+        files, explain = await _images(request, settings, "file", explain, many=False)
         service: ModelService = request.app.state.service
         return await request.app.state.gate.run(service.predict_one, bytes(files[0].data), explain)
 
-    @app.post(
-        f"{API}/predict/batch",
-        tags=["predict"],
-        dependencies=auth,
-        responses=ERROR_RESPONSES,
-        openapi_extra=_upload_body("files", many=True),
-    )
+    @predict_route(f"{API}/predict/batch", "files", many=True)
     async def predict_batch(
         request: Request, explain: bool = Query(False, description="add Grad-CAM heatmaps")
     ) -> Any:
         """Several images (form field `files`) -> a list; a bad image gets {filename, error, status}."""
-        parts = await _read_parts(request, settings)
-        files = _files(parts, "files")
-        if not files:
-            raise ApiError(422, "send one or more images in the form field 'files'")
-        if len(files) > settings.max_batch_files:
-            raise ApiError(413, f"{len(files)} files in one request; the limit is {settings.max_batch_files}")
-        explain = explain or _form_flag(parts, "explain")
+        files, explain = await _images(request, settings, "files", explain, many=True)
         service: ModelService = request.app.state.service
         payload = [(f.filename, bytes(f.data)) for f in files]
         return await request.app.state.gate.run(service.predict_many, payload, explain)
@@ -248,6 +236,22 @@ async def _read_parts(request: Request, settings: ServeSettings) -> list[Part]:
     limit = settings.max_upload_bytes
     check_content_length(request.headers.get("content-length"), limit)
     return await read_multipart(request.headers.get("content-type"), request.stream(), limit)
+
+
+async def _images(
+    request: Request, settings: ServeSettings, field: str, explain: bool, *, many: bool
+) -> tuple[list[Part], bool]:
+    """The image parts of form field `field` (exactly one, or `many`: 1 to max_batch_files) and whether to
+    explain them (the query parameter or an `explain` form field)."""
+    parts = await _read_parts(request, settings)
+    files = _files(parts, field)
+    if not many and len(files) != 1:
+        raise ApiError(422, f"send exactly one image in the form field {field!r}")
+    if many and not files:
+        raise ApiError(422, f"send one or more images in the form field {field!r}")
+    if many and len(files) > settings.max_batch_files:
+        raise ApiError(413, f"{len(files)} files in one request; the limit is {settings.max_batch_files}")
+    return files, explain or _form_flag(parts, "explain")
 
 
 def _files(parts: list[Part], field: str) -> list[Part]:

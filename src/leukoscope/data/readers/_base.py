@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from leukoscope.data.images import is_image_name
+from leukoscope.data.table import make_table, with_problems
+from leukoscope.errors import DataError
 from leukoscope.registry import Registry
 
 
@@ -82,3 +84,24 @@ def own_subject(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return abspath(path)
+
+
+def own_subject_row(image: Path, root: Path, label: str, source: str) -> dict:
+    """A sample-table row of a layout without subjects: the image is its own subject."""
+    return {
+        "path": abspath(image),
+        "label": label,
+        "subject": own_subject(image, root),
+        "split": "",
+        "source": source,
+        "subject_known": False,
+    }
+
+
+def finish_table(
+    rows: list[dict], problems: list[dict[str, str]], path: Path, *, empty: str, hint: str
+) -> pd.DataFrame:
+    """The sample table of what a reader found, with its problems; one error (`empty`) when it found none."""
+    if not rows:
+        raise DataError(empty, path=path, hint=hint)
+    return with_problems(make_table(rows), problems)

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leukoscope.data.readers._base import Reader, abspath, list_images, own_subject, register_reader
-from leukoscope.data.table import make_table, problem, with_problems
-from leukoscope.errors import DataError
+from leukoscope.data.readers._base import Reader, finish_table, list_images, own_subject_row, register_reader
+from leukoscope.data.table import problem
 
 NAME_RE = re.compile(r"^Im\d+_([01])\.tiff?$", re.IGNORECASE)
 LABELS = {"1": "all", "0": "hem"}
@@ -34,21 +33,14 @@ def read(path: Path) -> pd.DataFrame:
         if match is None:
             problems.append(problem("unparsed_name", image, "not named ImNNN_0.tif / ImNNN_1.tif; left out"))
             continue
-        rows.append(
-            {
-                "path": abspath(image),
-                "label": LABELS[match.group(1)],
-                "subject": own_subject(image, path),
-                "split": "",
-                "source": "allidb2",
-                "subject_known": False,
-            }
-        )
-    if not rows:
-        raise DataError(
-            "no ALL-IDB2 images (ImNNN_0.tif / ImNNN_1.tif) found", path=path, hint="point to the img/ folder"
-        )
-    return with_problems(make_table(rows), problems)
+        rows.append(own_subject_row(image, path, LABELS[match.group(1)], "allidb2"))
+    return finish_table(
+        rows,
+        problems,
+        path,
+        empty="no ALL-IDB2 images (ImNNN_0.tif / ImNNN_1.tif) found",
+        hint="point to the img/ folder",
+    )
 
 
 register_reader(

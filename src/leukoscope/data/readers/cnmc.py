@@ -17,12 +17,13 @@ import pandas as pd
 from leukoscope.data.readers._base import (
     Reader,
     abspath,
+    finish_table,
     list_images,
     own_subject,
     register_reader,
     subdirs,
 )
-from leukoscope.data.table import make_table, problem, with_problems
+from leukoscope.data.table import problem
 from leukoscope.errors import DataError
 
 CLASSES = ("all", "hem")
@@ -74,13 +75,13 @@ def read(path: Path) -> pd.DataFrame:
     _read_training(root, rows, problems)
     _read_prelim(root, rows, problems)
     _read_final(root, rows)
-    if not rows:
-        raise DataError(
-            "no C-NMC images found",
-            path=root,
-            hint="expected training_data/fold_N/{all,hem}/UID_*.bmp; check the download is complete",
-        )
-    return with_problems(make_table(rows), problems)
+    return finish_table(
+        rows,
+        problems,
+        root,
+        empty="no C-NMC images found",
+        hint="expected training_data/fold_N/{all,hem}/UID_*.bmp; check the download is complete",
+    )
 
 
 def _read_training(root: Path, rows: list[dict], problems: list[dict[str, str]]) -> None:

@@ -11,15 +11,14 @@ import pandas as pd
 
 from leukoscope.data.readers._base import (
     Reader,
-    abspath,
+    finish_table,
     has_image,
     list_images,
-    own_subject,
+    own_subject_row,
     register_reader,
     subdirs,
 )
-from leukoscope.data.table import make_table, problem, with_problems
-from leukoscope.errors import DataError
+from leukoscope.data.table import problem
 
 
 def detect(path: Path) -> bool:
@@ -33,24 +32,14 @@ def read(path: Path) -> pd.DataFrame:
         images = list_images(class_dir, recursive=True)
         if not images:
             problems.append(problem("empty_folder", class_dir, "class folder holds no images; class ignored"))
-        rows.extend(
-            {
-                "path": abspath(image),
-                "label": class_dir.name,
-                "subject": own_subject(image, path),
-                "split": "",
-                "source": "folder",
-                "subject_known": False,
-            }
-            for image in images
-        )
-    if not rows:
-        raise DataError(
-            "no images in class sub-folders",
-            path=path,
-            hint="put each class's images (bmp, png, jpg, tif) in a sub-folder named after the class",
-        )
-    return with_problems(make_table(rows), problems)
+        rows.extend(own_subject_row(image, path, class_dir.name, "folder") for image in images)
+    return finish_table(
+        rows,
+        problems,
+        path,
+        empty="no images in class sub-folders",
+        hint="put each class's images (bmp, png, jpg, tif) in a sub-folder named after the class",
+    )
 
 
 register_reader(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leukoscope.data.readers._base import Reader, register_reader
-from leukoscope.data.table import make_table, problem, with_problems
+from leukoscope.data.readers._base import Reader, finish_table, register_reader
+from leukoscope.data.table import problem
 from leukoscope.errors import DataError
 
 REQUIRED = ("path", "label")
@@ -45,11 +45,13 @@ def read(path: Path) -> pd.DataFrame:
                 "subject_known": bool(subject),
             }
         )
-    if not rows:
-        raise DataError(
-            "CSV manifest lists no images", path=path, hint="add rows: path,label[,subject][,split]"
-        )
-    return with_problems(make_table(rows), problems)
+    return finish_table(
+        rows,
+        problems,
+        path,
+        empty="CSV manifest lists no images",
+        hint="add rows: path,label[,subject][,split]",
+    )
 
 
 def _load(path: Path) -> pd.DataFrame:
