@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -149,16 +148,6 @@ def test_empty_list_and_default_root(tmp_path, monkeypatch):
     assert len(empty) == 0 and empty.array.shape == (0, 48, 48, 3)
     monkeypatch.delenv("LEUKOSCOPE_CACHE")
     assert PreprocessCache().root == Path.home() / ".cache" / "leukoscope"
-
-
-def test_pickling_reopens_the_memmap_instead_of_copying_pixels(tmp_path, sources):
-    cached = PreprocessCache(tmp_path / "cache").load(sources, PreprocessConfig(image_size=128))
-    blob = pickle.dumps(cached)
-    assert len(blob) < cached.array.nbytes // 4  # spawn-started DataLoader workers get a small payload
-    clone = pickle.loads(blob)
-    assert isinstance(clone.array, np.memmap)
-    np.testing.assert_array_equal(clone.array, cached.array)
-    assert clone.errors == cached.errors and clone.ok.tolist() == cached.ok.tolist()
 
 
 def test_unwritable_cache_root_is_one_clear_data_error(tmp_path, sources):

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -57,18 +56,6 @@ class CachedImages:
 
     def __getitem__(self, index: int) -> np.ndarray:
         return self.array[index]
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the cache's location, not its pixels: spawned DataLoader workers reopen the memmap."""
-        state = dict(self.__dict__)
-        if self.directory is not None and isinstance(self.array, np.memmap):
-            state["array"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if self.array is None and self.directory is not None:
-            self.array = np.load(self.directory / _IMAGES, mmap_mode="r")
 
 
 def release_pages(array: np.ndarray) -> bool:
