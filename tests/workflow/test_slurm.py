@@ -87,7 +87,7 @@ def test_the_tiny_chain_on_slurm_gpus_and_a_cancelled_training_job_resumed(
     assert [(_group(j), j["JobState"]) for j in jobs] == [
         ("prep", "COMPLETED"), ("model", "CANCELLED"), ("model", "COMPLETED"), ("gradcam", "COMPLETED"),
     ]  # fmt: skip
-    prep, cancelled, retried = jobs
+    prep, cancelled, retried, _gradcam = jobs
     assert "TresPerJob" not in prep  # the CPU stages ask for no GPU
     for job in (cancelled, retried):
         assert job["TresPerJob"] == "gres:gpu:1" and job["NumCPUs"] == "8"  # profiles/slurm's train
