@@ -11,32 +11,20 @@ from typing import Any
 
 from leukoscope.workflow.script import run
 
-PER_SEED = ("weighted_f1", "accuracy", "roc_auc")
-
 
 def main(smk: Any) -> None:
     import pandas as pd
 
     from leukoscope._io import write_json
-    from leukoscope.evaluate.predictions import class_names_of, score_split, score_with_intervals
+    from leukoscope.evaluate.predictions import score_model
 
+    p = smk.params
     table = pd.read_parquet(smk.input.predictions)
-    summary = json.loads(Path(smk.input.summary).read_text(encoding="utf-8"))
-    classes, positive = class_names_of(table), summary.get("positive_class")
-    threshold = float(smk.params.threshold)
-    seed_tables = {s: pd.read_parquet(p) for s, p in zip(smk.params.seeds, smk.input.seeds, strict=False)}
-    for split, out in zip(smk.params.splits, smk.output.scores, strict=True):
-        scores = score_with_intervals(
-            table, split, classes, threshold, positive,
-            n_boot=int(smk.params.bootstrap), seed=int(smk.params.bootstrap_seed),
-        )  # fmt: skip
-        if seed_tables:
-            scores["per_seed"] = {}
-            for seed, seed_table in seed_tables.items():
-                own = score_split(seed_table, split, classes, threshold, positive)
-                scores["per_seed"][str(seed)] = {k: own.get(k) for k in PER_SEED} | {
-                    "positive_f1": own.get("positive", {}).get("f1")
-                }
+    positive = json.loads(Path(smk.input.summary).read_text(encoding="utf-8")).get("positive_class")
+    seeds = {s: pd.read_parquet(f) for s, f in zip(p.seeds, smk.input.seeds, strict=False)}
+    for split, out in zip(p.splits, smk.output.scores, strict=True):
+        scores = score_model(table, seeds, split, float(p.threshold), positive,
+                             n_boot=int(p.bootstrap), seed=int(p.bootstrap_seed))  # fmt: skip
         write_json(out, scores | {"model": smk.wildcards.model})
         f1 = scores.get("weighted_f1")
         print(

@@ -37,9 +37,7 @@ def main(smk: Any) -> None:
     report = check_dataset(path, verify_checksums=bool(s["verify"]), workers=smk.threads)
     write_json(smk.output.check, report.to_dict())  # kept even when the run stops here: it lists the files
     unreadable = {p["path"] for p in report.problems if p["kind"] == "unreadable"}
-    sheet.frame, notes = drop_unreadable(
-        sheet.frame, unreadable, bool(s["skip_unreadable"]), smk.output.check
-    )
+    notes = sheet.drop_unreadable(unreadable, bool(s["skip_unreadable"]), smk.output.check)
     resolved = resolve_stage_settings(sheet, dict(smk.params.augment), s["crop"], s["black_threshold"])
     with atomic_path(smk.output.sheet) as tmp:
         sheet.frame.to_parquet(tmp, index=False)
@@ -56,27 +54,6 @@ def main(smk: Any) -> None:
     print(f"samples: {counts}, classes {sheet.class_names}; {'; '.join(summary['notes'])}")
     print(f"crop: {resolved['preprocess']['crop']} ({resolved['preprocess']['reason']})")
     print(f"augment target: {resolved['augment']['target']} ({resolved['augment']['reason']})")
-
-
-def drop_unreadable(frame: Any, unreadable: set[str], skip: bool, report: str) -> tuple[Any, list[str]]:
-    """Unreadable images in the sheet stop the run, listed, unless `dataset.skip_unreadable` is true."""
-    from leukoscope.errors import DataError
-
-    bad = frame["path"].isin(unreadable)
-    if not bad.any():
-        return frame, []
-    shown = ", ".join(Path(p).name for p in frame.loc[bad, "path"].head(5))
-    more = f" and {int(bad.sum()) - 5} more" if bad.sum() > 5 else ""
-    if not skip:
-        raise DataError(
-            f"{int(bad.sum())} unreadable image(s): {shown}{more}",
-            path=report,
-            hint="fix or remove them, or set dataset.skip_unreadable: true to leave them out",
-        )
-    kept = frame[~bad].copy()
-    for _part, rows in kept.groupby("part"):
-        kept.loc[rows.index, "row"] = range(len(rows))
-    return kept.reset_index(drop=True), [f"{int(bad.sum())} unreadable image(s) left out ({shown}{more})"]
 
 
 run(snakemake, main)  # noqa: F821

@@ -59,6 +59,26 @@ class SampleSheet:
     def part(self, name: str) -> pd.DataFrame:
         return self.frame[self.frame["part"] == name].sort_values("row")
 
+    def drop_unreadable(self, unreadable: set[str], skip: bool, report: str | Path) -> list[str]:
+        """Unreadable images stop the run, listed (`report`: the data check), unless `skip`: then they
+        leave the sheet and each part's rows are renumbered. The note to keep."""
+        bad = self.frame["path"].isin(unreadable)
+        if not bad.any():
+            return []
+        shown = ", ".join(Path(p).name for p in self.frame.loc[bad, "path"].head(5))
+        more = f" and {int(bad.sum()) - 5} more" if bad.sum() > 5 else ""
+        if not skip:
+            raise DataError(
+                f"{int(bad.sum())} unreadable image(s): {shown}{more}",
+                path=report,
+                hint="fix or remove them, or set dataset.skip_unreadable: true to leave them out",
+            )
+        kept = self.frame[~bad].copy()
+        for _, rows in kept.groupby("part"):
+            kept.loc[rows.index, "row"] = range(len(rows))
+        self.frame = kept.reset_index(drop=True)
+        return [f"{int(bad.sum())} unreadable image(s) left out ({shown}{more})"]
+
     def summary(self) -> dict[str, Any]:
         """Counts per part (and fold) and class, subjects: the record Table 1 and the rules read."""
         out: dict[str, Any] = {

@@ -215,3 +215,30 @@ def paired_differences(
         pred = decisions(rows, class_names, threshold, positive_class)
         out[name] = paired_difference(resampler, pred, ref_pred, len(class_names), positive, metric)
     return out
+
+
+PER_SEED = ("weighted_f1", "accuracy", "roc_auc")
+
+
+def score_model(
+    table: pd.DataFrame,
+    seed_tables: dict[str, pd.DataFrame],
+    split: str,
+    threshold: float,
+    positive_class: str | None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The workflow's scores of one model on one split: those of its seed-averaged probabilities, with
+    intervals (`score_with_intervals`), and each seed's own (`per_seed`) for the mean and std over seeds."""
+    classes = class_names_of(table)
+    scores = score_with_intervals(table, split, classes, threshold, positive_class, n_boot=n_boot, seed=seed)
+    if seed_tables:
+        scores["per_seed"] = {}
+        for name, seed_table in seed_tables.items():
+            own = score_split(seed_table, split, classes, threshold, positive_class)
+            scores["per_seed"][str(name)] = {k: own.get(k) for k in PER_SEED} | {
+                "positive_f1": own.get("positive", {}).get("f1")
+            }
+    return scores

@@ -35,3 +35,46 @@ def choose_members(
 
         chosen[b] = max(losses, key=lambda loss: (value(loss), -losses.index(loss)))
     return chosen
+
+
+def best_loss_ensemble(
+    val_scores: Mapping[str, Mapping[str, Any]],
+    predictions: Mapping[str, list[str]],
+    model_dirs: Mapping[str, list[str]],
+    backbones: list[str],
+    losses: list[str],
+    metric: str,
+    threshold: float,
+    positive_class: str | None,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The workflow's ensemble: per backbone the best loss on validation (`metric`, seed mean), every
+    seed of those models averaged. (predictions table, EnsembleSpec, choice record)."""
+    import pandas as pd
+
+    from leukoscope.evaluate.predictions import class_names_of, mean_probabilities, score_split
+    from leukoscope.infer.spec import new_spec
+
+    scores = {m: seed_mean_score(r, metric) for m, r in val_scores.items()}
+    chosen = choose_members(scores, backbones, losses)
+    members = [f"{b}/{chosen[b]}" for b in backbones]
+    tables = [pd.read_parquet(p) for m in members for p in predictions[m]]
+    classes = class_names_of(tables[0])
+    averaged = mean_probabilities(tables, classes)
+    folders = [d for m in members for d in model_dirs[m]]
+    spec = new_spec(folders, "mean", threshold=threshold)
+    val = score_split(averaged, "val", classes, spec.threshold, positive_class)
+    spec.metrics = {k: val.get(k) for k in ("split", "n", "weighted_f1", "accuracy", "roc_auc")}
+    spec.notes = [
+        f"members: the best loss per backbone by validation {metric} (seed mean): {', '.join(members)}; "
+        f"{len(folders)} model(s) averaged (not in the paper: its ensemble combines 'the best results' of "
+        "the two networks)"
+    ]
+    choice = {
+        "select": metric,
+        "split": "val",
+        "chosen": chosen,
+        "members": members,
+        "models": folders,
+        "candidates": {b: {loss: scores[f"{b}/{loss}"] for loss in losses} for b in backbones},
+    }
+    return averaged, spec, choice

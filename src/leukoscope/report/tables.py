@@ -264,3 +264,61 @@ def table2_notes(protocol: str, split: str, n: int, chosen: Mapping[str, str], s
         )
     notes.append("Later work on C-NMC reports 94.8-95.3 weighted F1 (other protocols).")
     return notes
+
+
+def write_paper_tables(
+    summary: Mapping[str, Any],
+    choice: Mapping[str, Any],
+    scores: Mapping[str, Mapping[str, Any]],
+    predictions: Mapping[str, pd.DataFrame],
+    augmented: Mapping[str, int],
+    out: Any,
+    *,
+    split: str,
+    backbones: list[str],
+    losses: list[str],
+    loss_settings: Mapping[str, Mapping[str, Any]],
+    select: str,
+    threshold: float,
+    bootstrap: int,
+    bootstrap_seed: int,
+) -> str:
+    """Tables 1-3 of a paper / heldout run into `out.table{1,2,3}_{csv,md}`; Table 2 as Markdown.
+
+    `scores[model][split]` are evaluate's records, `predictions[model]` the seed-averaged prediction
+    tables (for each loss's paired difference from its backbone's BCE on the same images).
+    """
+    from leukoscope.evaluate.predictions import class_names_of, paired_differences
+
+    protocol, positive = summary["protocol"], summary.get("positive_class")
+    interpretations = interpretation_notes(loss_settings, protocol)
+    t1 = table1(summary, augmented)
+    write_table(t1, out.table1_csv, out.table1_md, "Table 1: images per set and class", [
+        "Ours: this run's sample sheet (after dropping files identical to one in an earlier split) and "
+        "the augment stage's oversampled training set; the paper's: its Table 1 (C-NMC 2019, 73 subjects "
+        "in 3 folds; the final test's class counts are the paper's, its labels were never published).",
+        f"Augmented: {summary.get('augment', {}).get('reason', '')}.",
+        *summary.get("notes", []),
+    ])  # fmt: skip
+    classes = class_names_of(next(iter(predictions.values())))
+    differences: dict[str, Any] = {}
+    for b in backbones if "bce" in losses else []:
+        group = {f"{b}/{loss}": predictions[f"{b}/{loss}"] for loss in losses}
+        differences |= paired_differences(group, f"{b}/bce", split, classes, threshold, positive,
+                                          n_boot=bootstrap, seed=bootstrap_seed)  # fmt: skip
+    t2 = table2(scores, backbones, losses, choice["chosen"], split, differences)
+    ensemble = scores["ensemble"].get(split, {})
+    notes = table2_notes(protocol, split, ensemble.get("n", 0), choice["chosen"], select,
+                         ensemble.get("bootstrap"))  # fmt: skip
+    title = f"Table 2: weighted F1 (%) per loss and backbone, {split_name(protocol, split)}"
+    write_table(t2, out.table2_csv, out.table2_md, title, [*notes, *interpretations])
+    prelim = "val" if protocol == "paper" else "test"
+    record, where = scores["ensemble"].get(prelim, {}), split_name(protocol, prelim)
+    t3 = table3(record, "ours")
+    write_table(t3, out.table3_csv, out.table3_md, f"Table 3: the ensemble on the {where}", [
+        f"n = {record.get('n', 0)}; precision, recall and F1 of the positive class ({positive}), as in the "
+        "paper (its F1 88.82 = the harmonic mean of 82.73 and 95.89); the paper's column is on its "
+        "validation set, the preliminary test.",
+        *[n for n in interpretations if n.startswith("Protocol paper")],
+    ])  # fmt: skip
+    return markdown(t2, title, [])
