@@ -26,6 +26,8 @@ BalanceMode = Literal["none", "oversample", "class_weight"]
 Precision = Literal["auto", "fp32", "bf16", "fp16", "32", "16"]  # leukoscope.precision; 32 / 16: old names
 Optimizer = Literal["adam", "adamw", "sgd"]
 Scheduler = Literal["none", "cosine", "plateau"]
+Fill = Literal["black", "reflect"]
+RecipeName = Literal["auto", "paper", "scratch"]
 
 
 def opt(
@@ -86,6 +88,20 @@ class AugmentConfig:
         0.5, "probability of a random CLAHE (clip limit in [1, 4])", minimum=0.0, maximum=1.0
     )
     enabled: bool = opt(True, "false: no random augmentation")
+    # null: the recipe's choice (train.recipe: paper 0 / black; scratch: leukoscope.train.recipe)
+    zoom: float | None = opt(
+        None, "scale uniform in [1 - zoom, 1 + zoom] (null: the recipe's)", paper=False, minimum=0.0, maximum=0.99
+    )
+    shift: float | None = opt(
+        None, "translation, +-shift x the side (null: the recipe's)", paper=False, minimum=0.0, maximum=0.49
+    )
+    color: float | None = opt(
+        None, "brightness, contrast, saturation in [1 - color, 1 + color] (null: the recipe's)", paper=False,
+        minimum=0.0, maximum=0.99,
+    )  # fmt: skip
+    fill: Fill | None = opt(
+        None, "borders of rotated / shifted images: black (cells on black) | reflect (null: the recipe's)"
+    )
 
 
 @dataclass
@@ -133,6 +149,11 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    recipe: RecipeName = opt(
+        "auto",
+        "paper: the optimizer and augmentation as configured; scratch: what makes random weights learn on "
+        "small sets (README 'Training from scratch'); auto: scratch for model.weights none, else paper",
+    )
     epochs: int = opt(30, "maximum epochs (early stopping on validation weighted F1)", paper=False, minimum=1)
     batch_size: int = opt(32, "images per step", paper=True, minimum=1)
     precision: Precision = opt(

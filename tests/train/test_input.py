@@ -96,3 +96,36 @@ def test_evaluation_dataset_keeps_order_and_rows() -> None:
 def test_shard_labels_must_match() -> None:
     with pytest.raises(ValueError, match="labels"):
         ImageSource.from_shards([np.zeros((3, 4, 4, 3), np.uint8)], [0, 1])
+
+
+def test_epochs_longer_than_a_pass_read_the_set_again_in_new_orders() -> None:
+    batches = _stream(_source(), steps=6, epochs=1)  # 24 positions from a set of 10: 2.4 passes
+    ids = [i for b in batches for i in b[0]]
+    assert len(batches) == 6 and all(len(b[0]) == 4 for b in batches)  # every batch full
+    assert sorted(ids[:10]) == list(range(10)) and sorted(ids[10:20]) == list(range(10))
+    assert ids[:10] == epoch_order(10, 3, 0).tolist()  # the first pass is the one-pass epoch's order
+    assert ids[:10] != ids[10:20]
+    assert [b[0] for b in _stream(_source(), steps=6, epochs=1)] == [b[0] for b in batches]
+
+
+def test_two_class_targets_are_one_for_the_positive_class_whatever_its_index() -> None:
+    """C-NMC's classes sort as [all, hem] and 'all' is the sigmoid's class: its target is 1, not 0."""
+    from leukoscope.train.input import targets
+
+    labels = np.array([0, 1, 1, 0])
+    assert targets(labels, True, positive=0).ravel().tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert targets(labels, True, positive=1).ravel().tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert targets(labels, False).tolist() == [0, 1, 1, 0]
+    batches = list(evaluation_dataset(_source(), 4, binary=True, positive=0))
+    assert batches[0][1].numpy().ravel().tolist() == (_source().labels[:4] == 0).astype(float).tolist()
+
+
+def test_class_counts_follow_the_targets() -> None:
+    """weighted_bce's W for target 1 must be the positive class's: [all, hem] counts flip when all is 0."""
+    from leukoscope.train.inputs import class_weights, in_target_order
+
+    assert in_target_order([7272, 3389], True, positive=0) == [3389, 7272]
+    assert in_target_order([7272, 3389], True, positive=1) == [7272, 3389]
+    assert in_target_order([5, 6, 7], False, positive=1) == [5, 6, 7]
+    weights = class_weights(in_target_order([7272, 3389], True, positive=0))
+    assert weights[1] == pytest.approx(10661 / (2 * 7272))  # target 1 = ALL, the larger class

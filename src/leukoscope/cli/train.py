@@ -22,6 +22,7 @@ def _overrides(**flags: object) -> dict[str, object]:
         "weights": "model.weights",
         "loss": "loss.name",
         "lr": "optim.lr",
+        "recipe": "train.recipe",
         "image_size": "preprocess.image_size",
         "epochs": "train.epochs",
         "batch_size": "train.batch_size",
@@ -58,6 +59,9 @@ def train(
     image_size: int | None = typer.Option(None, "--image-size", min=8),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
+    recipe: str | None = typer.Option(
+        None, "--recipe", help="auto (scratch for --weights none) | paper (as configured) | scratch."
+    ),
     out: str | None = typer.Option(None, "--out", "-o", help="Run directory (default runs/latest)."),
     resume: Path | None = typer.Option(
         None, "--resume", help="Continue a run directory from its last complete epoch."
@@ -106,7 +110,8 @@ def train(
 
     flags = _overrides(
         data=data, val=val, val_fold=val_fold, classes=_classes(classes), cache_dir=cache_dir,
-        num_workers=num_workers, backbone=backbone, weights=weights, loss=loss, lr=lr, image_size=image_size,
+        num_workers=num_workers, backbone=backbone, weights=weights, loss=loss, lr=lr, recipe=recipe,
+        image_size=image_size,
         epochs=epochs, batch_size=batch_size, precision=precision, balance=balance, patience=patience,
         seed=seed, devices=_devices(devices, accelerator), max_steps_per_epoch=max_steps_per_epoch,
         state_dir=state_dir, out=out,

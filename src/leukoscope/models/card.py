@@ -36,6 +36,7 @@ class ModelCard:
     input_normalization: str = ""  # in words: what the model's first layer does to the pixels
     feature_layer: str = ""  # the backbone's last feature map (Grad-CAM)
     loss: dict[str, Any] = field(default_factory=dict)  # name + params it was trained with
+    recipe: dict[str, Any] = field(default_factory=dict)  # train.recipe resolved: name, why, what it set
     threshold: float = 0.5  # two classes: P(positive) >= threshold -> positive
     temperature: float = 1.0  # logits are divided by this before sigmoid/softmax (calibration)
     data_summary: dict[str, Any] = field(default_factory=dict)

@@ -153,6 +153,7 @@ def finish(job: Any, history: pd.DataFrame, state: Any, out: Path) -> None:
         "epoch": best + 1,  # 1-based, as on the curves
         "epochs_run": len(history),
         "stopped_early": bool(state.stopped_early),
+        "recipe": job.recipe.to_dict(),
         **{k.removeprefix("val_"): float(v) for k, v in row.items() if k.startswith("val_")},
     }
     timing = job.timing()
@@ -170,6 +171,7 @@ def finish(job: Any, history: pd.DataFrame, state: Any, out: Path) -> None:
         input_normalization=describe_normalization(job.backbone.input_mode, inputs.preprocess),
         feature_layer=feature_layer,
         loss={"name": cfg.loss.name, "params": dict(job.loss_params)},
+        recipe=job.recipe.to_dict(),
         data_summary=inputs.data_summary,
         metrics={k: metrics[k] for k in ("split", "n", "epoch", "weighted_f1", "accuracy") if k in metrics},
         model_id=f"{cfg.model.backbone.lower()}-{cfg.loss.name}-{time.strftime('%Y%m%d-%H%M%S')}",

@@ -90,34 +90,53 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([int(seed), int(epoch), 7]).permutation(n)
 
 
-class _Batches:
+def targets(labels: np.ndarray, binary: bool, positive: int = 1) -> np.ndarray:
+    """What the loss sees: two classes, (B, 1) float 1.0 where the label is the `positive` class (the
+    sigmoid's, the model card's positive_class, whichever index it has); else the class indices."""
+    if binary:
+        return (np.asarray(labels) == positive).astype(np.float32).reshape(-1, 1)
+    return np.asarray(labels).astype(np.int32)
+
+
+class Batches:
     """The NumPy side of the training pipeline: (epoch, step) -> augmented uint8 batch and labels."""
 
     def __init__(
-        self, source: ImageSource, batch_size: int, seed: int, augment: RandomAugment, binary: bool
+        self,
+        source: ImageSource,
+        batch_size: int,
+        seed: int,
+        augment: RandomAugment,
+        binary: bool,
+        positive: int = 1,
     ) -> None:
         self.source = source
         self.batch_size = batch_size
         self.seed = seed
         self.augment = augment
         self.binary = binary
+        self.positive = positive  # two classes: the class index whose target is 1 (the sigmoid's class)
+        self.length = 0  # positions an epoch reads (0: one pass)
 
     @functools.lru_cache(maxsize=2)  # noqa: B019  (one instance per fit; two epochs can be in flight)
-    def order(self, epoch: int) -> np.ndarray:
-        return epoch_order(len(self.source), self.seed, epoch)
+    def order(self, epoch: int, length: int = 0) -> np.ndarray:
+        """The epoch's permutation, followed by further ones while shorter than `length` (epochs of more
+        steps than one pass: every batch full, no image twice in a pass)."""
+        n = len(self.source)
+        passes = [epoch_order(n, self.seed, epoch)]
+        while len(passes) * n < length:
+            passes.append(np.random.default_rng([int(self.seed), int(epoch), 7, len(passes)]).permutation(n))
+        return passes[0] if len(passes) == 1 else np.concatenate(passes)
 
     def __call__(self, epoch: Any, step: Any) -> tuple[np.ndarray, np.ndarray]:
         epoch, step = int(epoch), int(step)
         start = step * self.batch_size
-        positions = self.order(epoch)[start : start + self.batch_size]
+        positions = self.order(epoch, self.length)[start : start + self.batch_size]
         images = self.source.read(positions)
         if self.augment.active:
             for i, position in enumerate(range(start, start + len(positions))):
                 images[i] = self.augment(images[i], sample_rng(self.seed, epoch, position))
-        labels = self.source.labels[positions]
-        if self.binary:
-            return images, labels.astype(np.float32).reshape(-1, 1)
-        return images, labels.astype(np.int32)
+        return images, targets(self.source.labels[positions], self.binary, self.positive)
 
 
 def training_dataset(
@@ -131,17 +150,22 @@ def training_dataset(
     initial_epoch: int = 0,
     max_steps: int | None = None,
     parallel: int = 0,
+    steps: int | None = None,
+    positive: int = 1,
 ) -> tuple[Any, int]:
     """(tf.data.Dataset of (float32 pixels 0-255, labels), steps per epoch) for epochs initial..epochs-1.
 
-    Each epoch contributes exactly `steps` batches, so Keras' `fit(steps_per_epoch=steps)` reads one
-    epoch per epoch from a single iterator.
+    Each epoch contributes exactly `steps` batches (default: one pass, capped by `max_steps`), so Keras'
+    `fit(steps_per_epoch=steps)` reads one epoch per epoch from a single iterator. More steps than one
+    pass read the training set again in new orders.
     """
     import tensorflow as tf
 
-    steps = steps_per_epoch(len(source), batch_size, max_steps)
+    steps = steps or steps_per_epoch(len(source), batch_size, max_steps)
     size = source.image_size
-    make = _Batches(source, batch_size, seed, augment, binary)
+    make = Batches(source, batch_size, seed, augment, binary, positive)
+    if steps > steps_per_epoch(len(source), batch_size):
+        make.length = steps * batch_size
     label_dtype = tf.float32 if binary else tf.int32
     label_shape = (None, 1) if binary else (None,)
 
@@ -158,7 +182,9 @@ def training_dataset(
     return _with_options(dataset), steps
 
 
-def evaluation_dataset(source: ImageSource, batch_size: int, binary: bool, labels: bool = True) -> Any:
+def evaluation_dataset(
+    source: ImageSource, batch_size: int, binary: bool, labels: bool = True, positive: int = 1
+) -> Any:
     """Batches of `source` in order, no augmentation: (pixels, labels) as in training, or pixels only."""
     import tensorflow as tf
 
@@ -167,8 +193,7 @@ def evaluation_dataset(source: ImageSource, batch_size: int, binary: bool, label
 
     def read(start: Any) -> tuple[np.ndarray, np.ndarray]:
         positions = np.arange(int(start), min(int(start) + batch_size, n))
-        y = source.labels[positions]
-        return source.read(positions), (y.astype(np.float32).reshape(-1, 1) if binary else y.astype(np.int32))
+        return source.read(positions), targets(source.labels[positions], binary, positive)
 
     def load(start: Any) -> Any:
         batch, y = tf.numpy_function(read, [start], [tf.uint8, label_dtype], stateful=False)

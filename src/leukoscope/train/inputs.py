@@ -32,6 +32,20 @@ class FitInputs:
     def binary(self) -> bool:
         return len(self.class_names) == 2
 
+    @property
+    def positive_index(self) -> int:
+        """Two classes: the index of the class the sigmoid stands for (target 1); 'all' is index 0 on
+        C-NMC, so targets are not the class indices."""
+        if self.positive_class in self.class_names:
+            return self.class_names.index(self.positive_class)
+        return 1
+
+
+def in_target_order(counts: list[int], binary: bool, positive: int) -> list[int]:
+    """Class counts in the loss's target order: two classes [negative, positive]; else class order."""
+    counts = [int(c) for c in counts]
+    return [counts[1 - positive], counts[positive]] if binary else counts
+
 
 def class_counts_param(cfg: RunConfig, counts: list[int]) -> dict[str, Any]:
     """The loss parameters, with the training set's class counts for the class-weighted losses."""
@@ -42,6 +56,7 @@ def class_counts_param(cfg: RunConfig, counts: list[int]) -> dict[str, Any]:
 
 
 def class_weights(counts: list[int]) -> dict[int, float]:
-    """Keras class_weight for train.balance=class_weight: W_i = N / (c n_i), like weighted_bce."""
+    """Keras class_weight for train.balance=class_weight: W_i = N / (c n_i), like weighted_bce; keyed by
+    target (`counts` in target order)."""
     n = np.asarray(counts, dtype=np.float64)
     return {i: float(n.sum() / (len(n) * v)) for i, v in enumerate(n) if v > 0}

@@ -2,6 +2,8 @@
 
 `TrainingJob.run()` is `model.fit` with Keras callbacks (CSVLogger, TensorBoard, ReduceLROnPlateau) and
 LeukoScope's `EpochCheckpoint`; a state folder with a complete epoch is resumed from, and the job logs it.
+The optimizer, its schedule, the epoch length and BatchNorm's statistics follow the resolved recipe
+(`train.recipe`: paper or scratch).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from leukoscope.train.callbacks import (
     TrainState,
     WeightedF1,
 )
-from leukoscope.train.inputs import HISTORY, FitInputs, class_counts_param, class_weights
+from leukoscope.train.inputs import HISTORY, FitInputs, class_counts_param, class_weights, in_target_order
+from leukoscope.train.recipe import Recipe, resolve
 
 log = logging.getLogger("leukoscope.train")
 
@@ -41,9 +44,11 @@ class TrainingJob:
             cfg.train.precision, on_gpu="GPU" in self.placement.description
         )
         self.jit = hardware.resolve_jit(cfg.train.jit_compile)
+        self.recipe: Recipe = resolve(cfg)
         counts = inputs.train.class_counts(len(inputs.class_names))
-        self.loss_params = class_counts_param(cfg, counts)
-        self.counts = counts
+        self.loss_params = class_counts_param(cfg, counts)  # class order: what the card records
+        self.positive = inputs.positive_index
+        self.counts = in_target_order(counts, inputs.binary, self.positive)  # the targets' order
 
     # -- model ---------------------------------------------------------------------------------------
 
@@ -65,10 +70,17 @@ class TrainingJob:
     def optimizer(self, steps: int) -> Any:
         import keras
 
-        o, epochs = self.cfg.optim, self.cfg.train.epochs
+        o, epochs = self.recipe.optim, self.cfg.train.epochs
         lr: Any = o.lr
         if o.scheduler == "cosine":
-            lr = keras.optimizers.schedules.CosineDecay(o.lr, decay_steps=max(1, epochs * steps))
+            total = max(1, epochs * steps)
+            warmup = int(round(self.recipe.warmup_fraction * total))
+            if warmup:
+                lr = keras.optimizers.schedules.CosineDecay(
+                    0.0, decay_steps=max(1, total - warmup), warmup_target=o.lr, warmup_steps=warmup
+                )
+            else:
+                lr = keras.optimizers.schedules.CosineDecay(o.lr, decay_steps=total)
         if o.name == "adam":
             return keras.optimizers.Adam(lr, beta_1=o.betas[0], beta_2=o.betas[1])
         if o.name == "adamw":
@@ -78,6 +90,13 @@ class TrainingJob:
         if o.name == "sgd":
             return keras.optimizers.SGD(lr, momentum=o.momentum, weight_decay=o.weight_decay or None)
         raise ConfigError(f"optim.name is {o.name!r}", hint="choose one of: adam, adamw, sgd")
+
+    def target_loss_params(self) -> dict[str, Any]:
+        """The loss parameters with class counts in target order (two classes: negative, positive)."""
+        params = dict(self.loss_params)
+        if "class_counts" in params:
+            params["class_counts"] = in_target_order(params["class_counts"], self.inputs.binary, self.positive)
+        return params
 
     def metrics(self) -> list[Any]:
         import keras
@@ -109,7 +128,7 @@ class TrainingJob:
                 optimizer = self.optimizer(steps)
             model.compile(
                 optimizer=optimizer,
-                loss=get_loss(self.cfg.loss.name, **self.loss_params),
+                loss=get_loss(self.cfg.loss.name, **self.target_loss_params()),
                 metrics=self.metrics(),
                 jit_compile=self.jit,
                 run_eagerly=self.cfg.train.run_eagerly,
@@ -131,7 +150,7 @@ class TrainingJob:
         import keras
 
         from leukoscope.preprocess.augment import RandomAugment
-        from leukoscope.train.input import evaluation_dataset, training_dataset
+        from leukoscope.train.input import evaluation_dataset, steps_per_epoch, training_dataset
 
         cfg, t = self.cfg, self.cfg.train
         keras.utils.set_random_seed(t.seed)
@@ -146,14 +165,18 @@ class TrainingJob:
         if state is not None and (state.stopped_early or start >= t.epochs):
             log.info("resume state %s is complete (epoch %d)", self.state_dir, start)
             return self.history(), state
-        augment = RandomAugment.from_config(cfg.augment, cfg.preprocess.clahe_grid)
+        augment = RandomAugment.from_config(self.recipe.augment, cfg.preprocess.clahe_grid)
+        natural = steps_per_epoch(len(self.inputs.train), t.batch_size)
         train_ds, steps = training_dataset(
             self.inputs.train, batch_size=t.batch_size, seed=t.seed, augment=augment,
-            binary=self.inputs.binary, epochs=t.epochs, initial_epoch=start,
-            max_steps=t.max_steps_per_epoch, parallel=cfg.data.num_workers,
+            binary=self.inputs.binary, epochs=t.epochs, initial_epoch=start, parallel=cfg.data.num_workers,
+            steps=self.recipe.steps_per_epoch(natural, t.max_steps_per_epoch), positive=self.positive,
         )  # fmt: skip
-        val_ds = evaluation_dataset(self.inputs.val, max(t.batch_size, 64), self.inputs.binary)
+        val_ds = evaluation_dataset(
+            self.inputs.val, max(t.batch_size, 64), self.inputs.binary, positive=self.positive
+        )
         model = self.compiled_model(steps, state)
+        log.info("%s", self.recipe.describe())
         if state is None:
             state = TrainState(config_hash=self.key)
             log.info("training %s / %s from epoch 1 (%s, %s)", cfg.model.backbone, cfg.loss.name,
@@ -170,23 +193,25 @@ class TrainingJob:
             shuffle=False,  # the order is the input pipeline's (seed, epoch) permutation
             validation_data=val_ds,
             class_weight=class_weights(self.counts) if t.balance == "class_weight" else None,
-            callbacks=self.callbacks(state),
+            callbacks=self.callbacks(state, augment),
             verbose=1 if t.progress else 2,
         )
         self.trained = model
         return self.history(), state
 
-    def callbacks(self, state: TrainState) -> list[Any]:
+    def callbacks(self, state: TrainState, augment: Any) -> list[Any]:
         import keras
 
         t = self.cfg.train
         self.throughput = Throughput(t.batch_size)
-        callbacks: list[Any] = [
-            self.throughput,
+        callbacks: list[Any] = [self.throughput]
+        if self.recipe.batchnorm_images:  # first: the validation of every epoch sees its statistics
+            callbacks.append(self.batchnorm_refresh(augment))
+        callbacks += [
             keras.callbacks.CSVLogger(str(self.state_dir / HISTORY), append=True),
             keras.callbacks.TensorBoard(str(self.state_dir / "tensorboard"), profile_batch=0),
         ]
-        if self.cfg.optim.scheduler == "plateau":
+        if self.recipe.optim.scheduler == "plateau":
             callbacks.append(
                 keras.callbacks.ReduceLROnPlateau(MONITOR, mode="max", factor=0.5, patience=2, verbose=1)
             )
@@ -200,6 +225,16 @@ class TrainingJob:
         if timing is not None:
             timing |= {"device": self.placement.description, "policy": self.policy}
         return timing
+
+    def batchnorm_refresh(self, augment: Any) -> Any:
+        """BatchNorm statistics from augmented training batches of another seed, before each validation."""
+        from leukoscope.train.batchnorm import BatchNormRefresh
+        from leukoscope.train.input import Batches, steps_per_epoch
+
+        t, train = self.cfg.train, self.inputs.train
+        batches = Batches(train, t.batch_size, t.seed + 1, augment, self.inputs.binary, self.positive)
+        steps = steps_per_epoch(min(len(train), self.recipe.batchnorm_images), t.batch_size)
+        return BatchNormRefresh(batches, steps)
 
     def trim_history(self, next_epoch: int) -> None:
         """Rows of epochs redone after a restart (logged, then killed before their state was saved)."""
