@@ -90,8 +90,9 @@ class AugmentConfig:
     enabled: bool = opt(True, "false: no random augmentation")
     # null: the recipe's choice (train.recipe: paper 0 / black; scratch: leukoscope.train.recipe)
     zoom: float | None = opt(
-        None, "scale uniform in [1 - zoom, 1 + zoom] (null: the recipe's)", paper=False, minimum=0.0, maximum=0.99
-    )
+        None, "scale uniform in [1 - zoom, 1 + zoom] (null: the recipe's)", paper=False, minimum=0.0,
+        maximum=0.99,
+    )  # fmt: skip
     shift: float | None = opt(
         None, "translation, +-shift x the side (null: the recipe's)", paper=False, minimum=0.0, maximum=0.49
     )

@@ -68,7 +68,7 @@ def test_scratch_epochs_have_a_floor_of_steps() -> None:
 def test_recipe_setting_is_checked() -> None:
     from leukoscope.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="train.recipe"):
+    with pytest.raises(ConfigError, match=r"train\.recipe"):
         _cfg(**{"train.recipe": "fast"})
 
 

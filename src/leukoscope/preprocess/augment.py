@@ -54,7 +54,8 @@ class RandomAugment:
 
     @property
     def active(self) -> bool:
-        return self.hflip or self.vflip or self.rotation > 0 or self.clahe_p > 0 or self.geometric or self.color > 0
+        flips_or_rotation = self.hflip or self.vflip or self.rotation > 0
+        return flips_or_rotation or self.clahe_p > 0 or self.geometric or self.color > 0
 
     @property
     def geometric(self) -> bool:

@@ -74,7 +74,7 @@ class TrainingJob:
         lr: Any = o.lr
         if o.scheduler == "cosine":
             total = max(1, epochs * steps)
-            warmup = int(round(self.recipe.warmup_fraction * total))
+            warmup = round(self.recipe.warmup_fraction * total)
             if warmup:
                 lr = keras.optimizers.schedules.CosineDecay(
                     0.0, decay_steps=max(1, total - warmup), warmup_target=o.lr, warmup_steps=warmup
@@ -95,7 +95,8 @@ class TrainingJob:
         """The loss parameters with class counts in target order (two classes: negative, positive)."""
         params = dict(self.loss_params)
         if "class_counts" in params:
-            params["class_counts"] = in_target_order(params["class_counts"], self.inputs.binary, self.positive)
+            counts = params["class_counts"]
+            params["class_counts"] = in_target_order(counts, self.inputs.binary, self.positive)
         return params
 
     def metrics(self) -> list[Any]:
