@@ -117,3 +117,17 @@ def test_probability_model_sums_to_one() -> None:
     probs = np.asarray(probability_model(model, temperature=2.0, positive_index=0)(_pixels()))
     assert probs.shape == (2, 2)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
+
+
+def test_efficientnet_from_random_weights_sees_the_standardised_image() -> None:
+    """Built without weights, EfficientNet's inner Normalization is 0 / 1: it gets ImageNet's statistics
+    so the stem sees z = (x / 255 - mean) / std, as with ImageNet weights (and as DenseNet does)."""
+    mean, std = (0.5, 0.4, 0.6), (0.2, 0.25, 0.3)
+    spec = ClassifierSpec(
+        backbone="efficientnetb0", num_classes=2, image_size=32, normalize="dataset", mean=mean, std=std
+    )
+    model, _ = build_classifier(spec, "none")
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    stem_input = keras.Model(model.input, model.get_layer("stem_conv_pad").input)(x)
+    z = (x / 255.0 - np.asarray(mean)) / np.asarray(std)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(stem_input), z, atol=1e-4)

@@ -25,32 +25,31 @@ DEMO_CONFIG: dict[str, Any] = {
         "source": "synthetic",
         "path": "resources/synthetic/C-NMC_Leukemia",
         "synthetic": {
-            "subjects": 9,
+            "subjects": 12,
             "cells_per_subject": 12,
             "prelim": 48,
             "final": 24,
             "size": 96,
             "seed": 0,
-            "difficulty": 0.3,
+            "difficulty": 0.0,
         },
     },
     "grid": {
         "backbones": ["densenet201", "efficientnetb2"],
         "losses": ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"],
     },
-    "augment": {"target": {"hem": 32, "all": 32}, "shards": 2},
+    "augment": {"target": {"hem": 96, "all": 96}, "shards": 2},
     "preprocess": {"image_size": 32},
     "model": {"weights": "none"},
     "train": {
         "epochs": 1,
-        "batch_size": 32,
+        "batch_size": 16,
         "patience": None,
         "run_eagerly": True,
-        "max_steps_per_epoch": 2,
+        "max_steps_per_epoch": 16,
         "augment": {"clahe_p": 0.0},
     },
     "resources": {"threads": 1, "cpu_jobs": 2},
-    "optim": {"lr": 1.0e-3},
 }
 
 

@@ -94,12 +94,40 @@ def build_classifier(spec: ClassifierSpec, weights: str = "none") -> tuple[Any, 
             base = backbone.build(input_tensor=x, weights=keras_weights)
         except (ValueError, TypeError) as exc:
             raise ModelError(f"cannot build backbone {backbone.label} ({one_line(exc)})") from None
+    if kind == "none" and backbone.input_mode == "raw":
+        imagenet_input_statistics(base)
     outputs = 1 if spec.num_classes == 2 else spec.num_classes
     logits = paper_head(base.output, outputs, spec.head_hidden, spec.dropout)
     model = keras.Model(pixels, logits, name=f"leukoscope_{backbone.name}")
     if kind in ("weights.h5", "keras"):
         load_weights_file(model, weights, backbone.label)
     return model, feature_layer_name(base)
+
+
+def imagenet_input_statistics(base: Any) -> None:
+    """Give a `raw` backbone built without weights the input statistics its ImageNet weights would set.
+
+    EfficientNet (v1) normalises inside with a Normalization layer whose mean / variance come with its
+    weights: built from random weights they are 0 / 1, so the network would see (z * 0.23 + 0.45) / 0.47
+    instead of the standardised z that `input_affine` hands every backbone (a constant offset and half the
+    range: EfficientNetB2 from scratch stayed near chance where DenseNet201 learned). Keras' ImageNet
+    file stores the standard deviation as the variance and rescales by 1 / sqrt(std) after it; without
+    that Rescaling the variance is std squared.
+    """
+    import keras
+    import numpy as np
+
+    from leukoscope.models.layers import IMAGENET_MEAN, IMAGENET_STD
+
+    layers = base.layers
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, keras.layers.Normalization) or not hasattr(layer, "adapt_mean"):
+            continue
+        quirk = i + 1 < len(layers) and isinstance(layers[i + 1], keras.layers.Rescaling)
+        std = np.asarray(IMAGENET_STD, np.float32)
+        layer.adapt_mean.assign(np.asarray(IMAGENET_MEAN, np.float32))
+        layer.adapt_variance.assign(std if quirk else std**2)
+        layer.finalize_state()
 
 
 def probability_model(model: Any, temperature: float = 1.0, positive_index: int = 1) -> Any:

@@ -29,6 +29,7 @@ from leukoscope.train.inputs import HISTORY, FitInputs, class_counts_param, clas
 from leukoscope.train.recipe import Recipe, resolve
 
 log = logging.getLogger("leukoscope.train")
+REFRESH_BATCH = 64  # images per forward pass of the BatchNorm refresh (statistics, no gradients)
 
 
 class TrainingJob:
@@ -233,8 +234,9 @@ class TrainingJob:
         from leukoscope.train.input import Batches, steps_per_epoch
 
         t, train = self.cfg.train, self.inputs.train
-        batches = Batches(train, t.batch_size, t.seed + 1, augment, self.inputs.binary, self.positive)
-        steps = steps_per_epoch(min(len(train), self.recipe.batchnorm_images), t.batch_size)
+        size = max(t.batch_size, REFRESH_BATCH)  # forward passes only: fewer, larger batches cost less
+        batches = Batches(train, size, t.seed + 1, augment, self.inputs.binary, self.positive)
+        steps = steps_per_epoch(min(len(train), self.recipe.batchnorm_images), size)
         return BatchNormRefresh(batches, steps)
 
     def trim_history(self, next_epoch: int) -> None:
