@@ -116,6 +116,8 @@ def test_the_whole_chain_makes_tables_figures_ensemble_and_report(
     assert val["n"] == summary["parts"]["val"]["images"] and 0 <= val["weighted_f1"] <= 1
     assert val["ci"]["weighted_f1"]["low"] <= val["weighted_f1"] <= val["ci"]["weighted_f1"]["high"]
     assert val["bootstrap"]["resamples"] == 1000 and set(val["per_seed"]) == {"42", "7"}
+    ensemble = json.loads((results / "ensemble" / "eval" / "val.json").read_text())
+    assert ensemble["weighted_f1"] >= 0.7, ensemble["weighted_f1"]  # a floor: the scratch recipe learns
     from leukoscope.infer.spec import read_spec
 
     spec, _ = read_spec(results / "ensemble" / "ensemble.json")

@@ -3,10 +3,11 @@
 The paper's chain at CPU scale, offline: synthetic data in C-NMC's layout (three folds of subjects, a
 labelled preliminary test and an unlabelled final test of NEW subjects), the sample sheet and data check,
 crops, the oversampled augmented training set, its statistics, DenseNet201 and EfficientNetB2 from
-scratch with all five losses, predictions and scores, the ensemble, Tables 1-3, the figures and
-`results/report.html`. Tiny images, one epoch of a few eager steps (graph tracing DenseNet201 costs more
-than training it here), two training jobs side by side with one thread each: the numbers show the chain
-works, not what the paper's recipe reaches (config.yaml is that). A rerun finds everything done.
+scratch (`train.recipe: auto` runs the scratch recipe) with all five losses, predictions and scores, the
+ensemble, Tables 1-3, the figures and `results/report.html`. 32 px images, one epoch of 16 eager steps
+(graph tracing DenseNet201 costs more than training it here), two training jobs side by side with one
+thread each: enough for DenseNet201 to learn the synthetic cells, not for EfficientNetB2 from random
+weights (README, "What the demo does"). A rerun finds everything done.
 """
 
 from __future__ import annotations
