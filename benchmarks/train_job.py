@@ -92,9 +92,9 @@ def main(spec_path: str, result_path: str) -> None:
     own_callbacks = session.TrainingJob.callbacks
     own_run = session.TrainingJob.run
 
-    def callbacks(self: Any, state: Any) -> list[Any]:
+    def callbacks(self: Any, state: Any, *args: Any) -> list[Any]:
         holder["job"] = self
-        return [*own_callbacks(self, state), timer]
+        return [*own_callbacks(self, state, *args), timer]
 
     def run(self: Any) -> Any:
         holder["job"] = self

@@ -82,8 +82,9 @@ def test_bf16_inference_matches_fp32(backbone: str, tmp_path: Path) -> None:
 
 
 def _check_layers(copy: Any, original: Any) -> None:
-    """Same layers, same weights; every layer computes in bfloat16 but the float32 input and output
-    (nested models, like ConvNeXt's stem, are checked layer by layer); variables stay float32."""
+    """Same layers, same weights; every layer computes in bfloat16 but the float32 input and output and
+    the backbone's own pixel scaling (Rescaling, Normalization: x / 255 - mean loses its digits in bf16);
+    nested models, like ConvNeXt's stem, are checked layer by layer; variables stay float32."""
     import keras
 
     assert [type(layer) for layer in copy.layers] == [type(layer) for layer in original.layers]
@@ -93,7 +94,8 @@ def _check_layers(copy: Any, original: Any) -> None:
         if isinstance(new, keras.Model):
             _check_layers(new, old)
             continue
-        wanted = "float32" if new.name in FLOAT32_LAYERS else "bfloat16"
+        pixels = isinstance(new, keras.layers.Rescaling | keras.layers.Normalization)
+        wanted = "float32" if new.name in FLOAT32_LAYERS or pixels else "bfloat16"
         assert new.compute_dtype == wanted, (new.name, new.compute_dtype)
         floats = [w for w in new.weights if "float" in str(w.dtype)]  # not Normalization's int count
         assert all(str(w.dtype) == "float32" for w in floats), new.name

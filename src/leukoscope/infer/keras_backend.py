@@ -55,6 +55,8 @@ def mixed_precision_model(model: Any, policy: str = "mixed_bfloat16") -> Any:
             return layer  # a stateless keras.ops operation
         if isinstance(layer, keras.layers.InputLayer) or layer.name in FLOAT32_LAYERS:
             return layer  # shared with the float32 model: same weights, float32 compute
+        if isinstance(layer, keras.layers.Rescaling | keras.layers.Normalization):
+            return layer  # a backbone's own input scaling: x / 255 - mean cancels digits in bf16
         config = layer.get_config()
         config["dtype"] = policy
         return layer.__class__.from_config(config)
