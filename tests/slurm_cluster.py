@@ -82,11 +82,27 @@ def wait_for_epoch(
                 if done >= epochs:
                     return done
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"snakemake ended (rc {proc.returncode}) before epoch {epochs} was saved")
+            raise RuntimeError(
+                f"snakemake ended (rc {proc.returncode}) before epoch {epochs} was saved\n{run_logs(workdir)}"
+            )
         time.sleep(0.05)
     raise TimeoutError(
         f"no resume state with {epochs} epochs under {workdir / STATE_ROOT} after {timeout:.0f} s"
     )
+
+
+def run_logs(workdir: Path, chars: int = 3000) -> str:
+    """The tails of every log a failed run left (Snakemake's, each SLURM job's, each job's own): a CI
+    failure must carry its cause, since CI's machine is gone once it has printed."""
+    logs = [
+        *sorted(workdir.glob("snakemake-*.log")),
+        *sorted((workdir / ".snakemake/slurm_logs").rglob("*.log")),
+        *sorted((workdir / "results/logs").rglob("*.log")),
+    ]
+    parts = [
+        f"--- {log.relative_to(workdir)} ---\n{log.read_text(errors='replace')[-chars:]}" for log in logs
+    ]
+    return "\n".join(parts) or f"(no logs under {workdir})"
 
 
 def model_weights(path: Path) -> list:

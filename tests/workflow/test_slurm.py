@@ -21,6 +21,7 @@ from slurm_cluster import (
     install,
     job_records,
     local_slurm,
+    run_logs,
     snakemake_on_slurm,
     squeue,
     wait_for_epoch,
@@ -64,7 +65,7 @@ def test_the_tiny_chain_on_slurm_gpus_and_a_cancelled_training_job_resumed(
         running = [row for row in squeue("%i", "%k", "%T") if "model" in row[1] and row[2] == "RUNNING"]
         assert len(running) == 1, running
         subprocess.run(["scancel", running[0][0]], check=True, timeout=30)
-        assert proc.wait(timeout=420) == 0, _log_tail(workdir)
+        assert proc.wait(timeout=420) == 0, run_logs(workdir)
     finally:
         if proc.poll() is None:
             proc.kill()
