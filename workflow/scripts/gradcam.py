@@ -15,23 +15,13 @@ output: gradcam_<backbone>  one PNG per backbone (each backbone has exactly one 
 """
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from leukoscope.workflow.script import run, threads
+from leukoscope.workflow.script import run
 
 
 def main(smk: Any) -> None:
-    from leukoscope.workflow import gpus
-
-    gpus.set_threads(threads(smk))
-    locks = getattr(smk.params, "gpu_locks", None)
-    if locks:
-        gpus.claim_gpu(locks)
-    else:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a few dozen images: not worth a GPU nobody locked
-
     import numpy as np
     import pandas as pd
 
@@ -69,4 +59,4 @@ def main(smk: Any) -> None:
         print(f"{member}: {out} ({counts}; the member agrees with the ensemble on {agree}/{len(done)})")
 
 
-run(snakemake, main)  # noqa: F821
+run(snakemake, main, device=True)  # noqa: F821

@@ -3,17 +3,12 @@
 from pathlib import Path
 from typing import Any
 
-from leukoscope.workflow.script import run, threads
+from leukoscope.workflow.script import run
 
 ROLE = {"val": "val", "test": "test", "final": "final"}  # crop file -> split (paper, heldout)
 
 
 def main(smk: Any) -> None:
-    from leukoscope.workflow import gpus
-
-    gpus.set_threads(threads(smk))
-    gpus.claim_gpu(smk.params.gpu_locks)
-
     import numpy as np
     import pandas as pd
 
@@ -42,4 +37,4 @@ def main(smk: Any) -> None:
         pd.concat(tables, ignore_index=True).to_parquet(tmp, index=False)
 
 
-run(snakemake, main)  # noqa: F821
+run(snakemake, main, device=True)  # noqa: F821

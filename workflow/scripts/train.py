@@ -14,10 +14,7 @@ from leukoscope.workflow.script import run, threads
 
 
 def main(smk: Any) -> None:
-    from leukoscope.workflow import gpus
-
-    gpus.set_threads(threads(smk))
-    gpu = gpus.claim_gpu(smk.params.gpu_locks)
+    gpu = smk.gpu
     if smk.params.uses_imagenet:
         os.environ["KERAS_HOME"] = str(Path(smk.params.keras_home).absolute())  # the weights rule's cache
 
@@ -71,4 +68,4 @@ def main(smk: Any) -> None:
         )
 
 
-run(snakemake, main)  # noqa: F821
+run(snakemake, main, device=True)  # noqa: F821

@@ -1,7 +1,17 @@
-"""What every `workflow/scripts/*.py` does around its work: log to `snakemake.log`, fail in one line.
+"""The one template of `workflow/scripts/*.py`: log to `snakemake.log`, fail in one line.
 
+    \"\"\"Rule `crop`: what the rule makes, in one line.\"\"\"
     from leukoscope.workflow.script import run
-    run(snakemake, main)  # main(smk) does the work
+
+    def main(smk):
+        from leukoscope.preprocess.artifacts import crop_stage  # imported after `run` set the job up
+        crop_stage(smk.input.sheet, ..., workers=smk.threads)  # the stage's one implementation
+
+    run(snakemake, main)  # noqa: F821   (device=True: TensorFlow jobs, see below)
+
+`main` only maps the rule's files and params onto one package call, the same the CLI makes. With
+`device=True` the job's threads and its GPU slot (`leukoscope.workflow.gpus`) are settled before `main`
+imports TensorFlow; `smk.gpu` is the GPU id it got (None on a CPU).
 
 stderr and the `leukoscope` loggers go to the rule's log file; a `LeukoScopeError` (bad data, a bad
 setting) is written there and to the terminal as one line, and the job exits 1, so Snakemake reports
@@ -23,7 +33,7 @@ from leukoscope.errors import LeukoScopeError
 log = logging.getLogger("leukoscope.workflow")
 
 
-def run(smk: Any, main: Callable[[Any], None]) -> None:
+def run(smk: Any, main: Callable[[Any], None], *, device: bool = False) -> None:
     log_files = list(getattr(smk, "log", []) or [])
     terminal: Any = sys.stderr
     if log_files:
@@ -43,6 +53,8 @@ def run(smk: Any, main: Callable[[Any], None]) -> None:
     start = time.perf_counter()
     rule = getattr(smk, "rule", "job")
     try:
+        if device:
+            _settle_device(smk)
         main(smk)
     except LeukoScopeError as exc:
         message = f"{rule}: {exc.one_line()}"
@@ -54,3 +66,17 @@ def run(smk: Any, main: Callable[[Any], None]) -> None:
 
 def threads(smk: Any) -> int:
     return max(1, int(getattr(smk, "threads", 1) or 1))
+
+
+def _settle_device(smk: Any) -> None:
+    """Before TensorFlow starts: the job's threads, then one GPU slot (rules without `gpu_locks` stay
+    on the CPU: a few dozen images are not worth a GPU nobody locked)."""
+    from leukoscope.workflow import gpus
+
+    gpus.set_threads(threads(smk))
+    locks = getattr(smk.params, "gpu_locks", None)
+    if locks:
+        smk.gpu = gpus.claim_gpu(locks)
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        smk.gpu = None
