@@ -26,7 +26,9 @@ report: "workflow/report/workflow.rst"
 
 
 onstart:
-    before_first_job()
+    plan.started(
+        CFG
+    )  # the checks that need Keras or the data, once, before the first job
 
 
 rule all:
@@ -35,9 +37,9 @@ rule all:
     check and the resolved config."""
     default_target: True
     input:
-        rules.resolved_config.output,
-        rules.samples.output.check,
-        branch(
+        config=rules.resolved_config.output,
+        data_check=rules.samples.output.check,
+        products=branch(
             CFG.protocol == "cv",
             then=rules.cv_summary.output,
             otherwise=[
@@ -45,7 +47,7 @@ rule all:
                 rules.figures.output,
                 rules.subjects.output,
                 rules.gradcam.output,
-                P.ENSEMBLE.format(scope=""),
+                rules.ensemble.output.spec.format(scope=""),
                 rules.submission.output,
             ],
         ),

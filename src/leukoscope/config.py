@@ -240,20 +240,38 @@ def yaml_on_key(params: dict[Any, Any]) -> dict[Any, Any]:
     return {("on" if k is True else k): v for k, v in params.items()}
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+def _build(cls: type, data: dict[str, Any], prefix: str, *, workflow: bool = False) -> Any:
+    """`cls` from a mapping, checked on the way: names, types, choices and the bounds `opt` declares;
+    `workflow`: config.yaml's keys only (fields the rules fill in are refused). The first problem is one
+    ConfigError line naming the dotted key."""
     if not isinstance(data, dict):
         raise ConfigError(f"setting {prefix.rstrip('.') or 'config'!r} must be a mapping")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
+    by_name = {f.name: f for f in fields(cls) if not workflow or f.metadata.get("workflow", True)}
+    unknown = sorted(set(data) - set(by_name))
     if unknown:
         raise ConfigError(
-            f"unknown setting {prefix}{unknown[0]!r}", hint=f"known: {', '.join(sorted(known))}"
+            f"unknown setting '{prefix}{unknown[0]}'",
+            hint=f"check the spelling; known: {', '.join(sorted(by_name))}",
         )
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, f"{prefix}{name}")
+        key = f"{prefix}{name}"
+        tp = hints[name]
+        kwargs[name] = (
+            _build(tp, value, key + ".", workflow=workflow) if is_dataclass(tp) else _coerce(tp, value, key)
+        )
+        _check_bounds(by_name[name].metadata, kwargs[name], key)
     return cls(**kwargs)
+
+
+def _check_bounds(meta: Any, value: Any, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if meta.get("minimum") is not None and value < meta["minimum"]:
+        raise ConfigError(f"{key}: {value} is less than the minimum of {meta['minimum']}")
+    if meta.get("maximum") is not None and value > meta["maximum"]:
+        raise ConfigError(f"{key}: {value} is greater than the maximum of {meta['maximum']}")
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:

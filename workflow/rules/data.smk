@@ -8,19 +8,19 @@ localrules:
 
 rule samples:
     input:
-        dataset=P.DATASET_RECORD,
+        dataset=rules.download.output[0],
     output:
-        sheet=P.SAMPLES,
-        summary=P.SAMPLES_SUMMARY,
-        check=P.DATA_CHECK,
+        sheet="results/samples/samples.parquet",
+        summary="results/samples/summary.json",
+        check="results/samples/check.json",
     log:
-        log_file("samples"),
+        "results/logs/samples.log",
     conda:
         ENV
     threads: min(4, workflow.cores)
     params:
-        settings=P.samples_settings(CFG),
-        augment=P.augment_settings(CFG),
+        settings=plan.samples_settings(CFG),
+        augment=plan.augment_settings(CFG),
     script:
         "../scripts/samples.py"
 
@@ -28,13 +28,13 @@ rule samples:
 rule resolved_config:
     """What this run was asked to do: every key after config.yaml, the user's files and the defaults."""
     output:
-        P.RESOLVED_CONFIG,
+        "results/config.yaml",
     log:
-        log_file("resolved_config"),
+        "results/logs/resolved_config.log",
     conda:
         ENV
     params:
-        config=P.canonical(CFG.to_dict()),
+        config=plan.canonical(CFG.to_dict()),
         base=os.path.join(workflow.basedir, "config.yaml"),
         files=[str(f) for f in workflow.configfiles],
     script:

@@ -10,13 +10,13 @@ localrules:
 rule download:
     """The dataset in place (Kaggle, a zip URL with its sha256, a local folder or synthetic), verified."""
     output:
-        P.DATASET_RECORD,
+        "resources/download/dataset.json",
     log:
-        log_file("download"),
+        "results/logs/download.log",
     conda:
         ENV
     params:
-        dataset=P.dataset_settings(CFG),
+        dataset=plan.dataset_settings(CFG),
     script:
         "../scripts/download.py"
 
@@ -24,12 +24,12 @@ rule download:
 rule weights:
     """A backbone's ImageNet notop weights in resources/keras/models/ (training jobs set KERAS_HOME there)."""
     output:
-        P.WEIGHTS_RECORD,
+        "resources/weights/{backbone}.json",
     log:
-        log_file("weights/{backbone}"),
+        "results/logs/weights/{backbone}.log",
     conda:
         ENV
     params:
-        keras_home=P.KERAS_HOME,
+        keras_home="resources/keras",
     script:
         "../scripts/weights.py"

@@ -13,20 +13,20 @@ rule predict:
     input:
         unpack(predict_inputs),
     output:
-        predictions=P.SEED_PREDICTIONS,
+        predictions="results/{scope}models/{backbone}/{loss}/seed_{seed}/predictions.parquet",
     log:
-        log_file("{scope}predict/{backbone}/{loss}/seed_{seed}"),
+        "results/logs/{scope}predict/{backbone}/{loss}/seed_{seed}.log",
     conda:
         ENV
-    threads: TRAIN_THREADS
+    threads: MACHINE.threads
     resources:
-        gpu=GPU_PER_JOB,
+        gpu=MACHINE.gpu_per_job,
         mem_mb=CFG.resources.mem_mb,
     params:
-        parts=P.predict_parts(CFG),
-        fold=lambda wildcards: P.fold_of(wildcards.scope),
+        parts=plan.predict_parts(CFG),
+        fold=lambda w: plan.fold_of(w.scope),
         batch_size=CFG.evaluate.batch_size,
-        gpu_locks=P.GPU_LOCKS,
+        gpu_locks=machine.GPU_LOCKS,
     script:
         "../scripts/predict.py"
 
@@ -34,13 +34,11 @@ rule predict:
 rule average_seeds:
     """A backbone x loss's probabilities: the mean over its seeds (one seed: that seed's)."""
     input:
-        seeds=lambda wildcards: P.seed_prediction_files(
-            CFG, wildcards.scope, wildcards.backbone, wildcards.loss
-        ),
+        seeds=lambda w: seed_files(w.scope, f"{w.backbone}/{w.loss}"),
     output:
-        predictions=P.PREDICTIONS.replace("{model}", "models/{backbone}/{loss}"),
+        predictions="results/{scope}models/{backbone}/{loss}/predictions.parquet",
     log:
-        log_file("{scope}average_seeds/{backbone}/{loss}"),
+        "results/logs/{scope}average_seeds/{backbone}/{loss}.log",
     conda:
         ENV
     script:
@@ -49,19 +47,21 @@ rule average_seeds:
 
 rule evaluate:
     input:
-        predictions=P.PREDICTIONS,
+        predictions="results/{scope}{model}/predictions.parquet",
         seeds=seed_predictions,
-        summary=P.SAMPLES_SUMMARY,
+        summary=rules.samples.output.summary,
     output:
-        scores=expand(P.EVAL, split=CFG.eval_splits, allow_missing=True),
+        scores=expand(
+            "results/{{scope}}{{model}}/eval/{split}.json", split=CFG.eval_splits
+        ),
     log:
-        log_file("{scope}evaluate/{model}"),
+        "results/logs/{scope}evaluate/{model}.log",
     conda:
         ENV
     params:
         splits=CFG.eval_splits,
         threshold=CFG.evaluate.threshold,
-        seeds=CFG.grid.seeds,
+        seeds=SEEDS,
         bootstrap=CFG.evaluate.bootstrap,
         bootstrap_seed=CFG.evaluate.bootstrap_seed,
     script:
@@ -70,23 +70,24 @@ rule evaluate:
 
 rule ensemble:
     input:
-        members=lambda wildcards: nested_files(member_files(wildcards.scope)),
-        summary=P.SAMPLES_SUMMARY,
+        members=lambda w: files_in(member_files(w.scope)),
+        summary=rules.samples.output.summary,
     output:
-        spec=P.ENSEMBLE,
-        choice=P.ENSEMBLE_CHOICE,
-        predictions=P.PREDICTIONS.replace("{model}", "ensemble"),
+        spec="results/{scope}ensemble/ensemble.json",
+        choice="results/{scope}ensemble/choice.json",
+        predictions="results/{scope}ensemble/predictions.parquet",
     log:
-        log_file("{scope}ensemble"),
+        "results/logs/{scope}ensemble.log",
     conda:
         ENV
     params:
-        members=lambda wildcards: member_files(wildcards.scope),
-        model_dirs=lambda wildcards: {
-            f"{b}/{l}": P.seed_dirs(CFG, wildcards.scope, b, l) for b, l in MODELS
+        members=lambda w: member_files(w.scope),
+        model_dirs=lambda w: {
+            m: [MODEL_DIR.format(scope=w.scope, model=m, seed=s) for s in SEEDS]
+            for m in MODELS
         },
         backbones=BACKBONES,
-        losses=list(CFG.grid.losses),
+        losses=CFG.grid.losses,
         select=CFG.ensemble.select,
         threshold=CFG.evaluate.threshold,
     script:
@@ -95,12 +96,12 @@ rule ensemble:
 
 rule submission:
     input:
-        predictions=P.PREDICTIONS.format(scope="", model="ensemble"),
-        spec=P.ENSEMBLE.format(scope=""),
+        predictions="results/ensemble/predictions.parquet",
+        spec="results/ensemble/ensemble.json",
     output:
-        P.SUBMISSION,
+        "results/ensemble/isbi_submission.zip",
     log:
-        log_file("submission"),
+        "results/logs/submission.log",
     conda:
         ENV
     script:

@@ -3,49 +3,52 @@
 
 rule crop:
     input:
-        sheet=P.SAMPLES,
-        summary=P.SAMPLES_SUMMARY,
+        sheet=rules.samples.output.sheet,
+        summary=rules.samples.output.summary,
     output:
-        images=P.CROP,
-        index=P.CROP_INDEX,
+        images="results/crop/{part}.npy",
+        index="results/crop/{part}.parquet",
     log:
-        log_file("crop/{part}"),
+        "results/logs/crop/{part}.log",
     conda:
         ENV
     threads: min(4, workflow.cores)
     params:
-        preprocess=P.crop_settings(CFG),
+        preprocess=plan.crop_settings(CFG),
     script:
         "../scripts/crop.py"
 
 
 rule augment:
     input:
-        **crop_of(P.train_part(CFG)),
-        summary=P.SAMPLES_SUMMARY,
+        **crop_files(plan.train_part(CFG)),
+        summary=rules.samples.output.summary,
     output:
-        shards=P.shards(CFG),
-        index=P.AUGMENT_INDEX,
+        shards=expand(
+            "results/{{scope}}augment/shard_{shard}.npy",
+            shard=[f"{k:02d}" for k in range(CFG.augment.shards)],
+        ),
+        index="results/{scope}augment/index.parquet",
     log:
-        log_file("{scope}augment"),
+        "results/logs/{scope}augment.log",
     conda:
         ENV
     params:
-        augment=P.augment_settings(CFG),
-        fold=lambda wildcards: P.fold_of(wildcards.scope),
+        augment=plan.augment_settings(CFG),
+        fold=lambda wildcards: plan.fold_of(wildcards.scope),
     script:
         "../scripts/augment.py"
 
 
 rule stats:
     input:
-        **crop_of(P.train_part(CFG)),
-        shards=P.shards(CFG),
-        index=P.AUGMENT_INDEX,
+        **crop_files(plan.train_part(CFG)),
+        shards=rules.augment.output.shards,
+        index=rules.augment.output.index,
     output:
-        stats=P.STATS,
+        stats="results/{scope}stats/stats.json",
     log:
-        log_file("{scope}stats"),
+        "results/logs/{scope}stats.log",
     conda:
         ENV
     params:

@@ -10,53 +10,40 @@ localrules:
 
 rule tables:
     input:
-        scores=nested_files(paper_scores()),
-        predictions=nested_files(model_predictions()),
-        summary=P.SAMPLES_SUMMARY,
-        augmented=P.AUGMENT_INDEX.format(scope=""),
-        choice=P.ENSEMBLE_CHOICE.format(scope=""),
-        metrics=[
-            P.model_file("metrics.json", "", b, l, s)
-            for b, l in MODELS
-            for s in CFG.grid.seeds
-        ],
+        scores=files_in(paper_scores()),
+        predictions=files_in(predictions()),
+        summary=rules.samples.output.summary,
+        augmented="results/augment/index.parquet",
+        choice="results/ensemble/choice.json",
+        metrics=files_in([seed_files("", m, "metrics.json") for m in MODELS]),
     output:
         **{
-            f"{t}_csv": report(
-                P.TABLE.format(table=t, ext="csv"),
-                caption=f"../report/{t}.rst",
-                category="Tables",
-                labels={"table": t},
-            )
-            for t in P.TABLES
+            f"{t}_csv": shown(f"results/tables/{t}.csv", t, "Tables", table=t)
+            for t in ("table1", "table2", "table3", "timing")
         },
-        **{f"{t}_md": P.TABLE.format(table=t, ext="md") for t in P.TABLES},
-        timing_csv=report(
-            P.TABLE.format(table="timing", ext="csv"),
-            caption="../report/timing.rst",
-            category="Tables",
-            labels={"table": "timing"},
-        ),
-        timing_md=P.TABLE.format(table="timing", ext="md"),
+        **{
+            f"{t}_md": f"results/tables/{t}.md"
+            for t in ("table1", "table2", "table3", "timing")
+        },
     log:
-        log_file("tables"),
+        "results/logs/tables.log",
     conda:
         ENV
     params:
         scores=paper_scores(),
-        predictions={m: f for m, f in model_predictions().items() if m != "ensemble"},
+        predictions={m: f for m, f in predictions().items() if m != "ensemble"},
         split=CFG.scored_split,
         backbones=BACKBONES,
-        losses=list(CFG.grid.losses),
-        loss_settings=P.canonical(CFG.losses),
+        losses=CFG.grid.losses,
+        loss_settings=plan.canonical(CFG.losses),
         select=CFG.ensemble.select,
         threshold=CFG.evaluate.threshold,
         bootstrap=CFG.evaluate.bootstrap,
         bootstrap_seed=CFG.evaluate.bootstrap_seed,
         metrics={
-            f"{b}/{l}/seed_{s}": P.model_file("metrics.json", "", b, l, s)
-            for b, l in MODELS
-            for s in CFG.grid.seeds
+            f"{m}/seed_{s}": f"{MODEL_DIR.format(scope='', model=m, seed=s)}/metrics.json"
+            for m in MODELS
+            for s in SEEDS
         },
     script:
         "../scripts/tables.py"
@@ -64,29 +51,46 @@ rule tables:
 
 rule figures:
     input:
-        files=nested_files(figure_inputs()),
-        summary=P.SAMPLES_SUMMARY,
+        scores=files_in(paper_scores()),
+        histories=[f"{d}/history.csv" for d in first_seed_dirs().values()],
+        predictions=files_in(predictions()),
+        summary=rules.samples.output.summary,
     output:
         **{
-            name: report(
-                path,
-                caption="../report/"
-                + ("curves_backbone" if name.startswith("curves") else name)
-                + ".rst",
-                category="Figures",
-                labels={"figure": name},
+            f"curves_{b}": shown(
+                f"results/figures/curves_{b}.png",
+                "curves_backbone",
+                "Figures",
+                figure=f"curves_{b}",
             )
-            for name, path in P.figure_files(CFG).items()
+            for b in BACKBONES
         },
+        f1_heatmap=shown(
+            "results/figures/f1_heatmap.png",
+            "f1_heatmap",
+            "Figures",
+            figure="f1_heatmap",
+        ),
+        confusion=shown(
+            "results/figures/confusion_matrices.png",
+            "confusion",
+            "Figures",
+            figure="confusion",
+        ),
+        roc=shown("results/figures/roc.png", "roc", "Figures", figure="roc"),
     log:
-        log_file("figures"),
+        "results/logs/figures.log",
     conda:
         ENV
     params:
-        files=figure_inputs(),
+        files={
+            "scores": paper_scores(),
+            "histories": {m: f"{d}/history.csv" for m, d in first_seed_dirs().items()},
+            "predictions": predictions(),
+        },
         split=CFG.scored_split,
         backbones=BACKBONES,
-        losses=list(CFG.grid.losses),
+        losses=CFG.grid.losses,
     script:
         "../scripts/figures.py"
 
@@ -94,24 +98,21 @@ rule figures:
 rule subjects:
     """Accuracy and errors per subject (patient) of the ensemble and its members, worst first."""
     input:
-        ensemble=P.PREDICTIONS.format(scope="", model="ensemble"),
-        choice=P.ENSEMBLE_CHOICE.format(scope=""),
-        summary=P.SAMPLES_SUMMARY,
-        members=nested_files(model_predictions()),
+        ensemble="results/ensemble/predictions.parquet",
+        choice="results/ensemble/choice.json",
+        summary=rules.samples.output.summary,
+        members=files_in(predictions()),
     output:
-        csv=report(
-            P.SUBJECTS_TABLE.format(ext="csv"),
-            caption="../report/subjects.rst",
-            category="Tables",
-            labels={"table": "per subject"},
+        csv=shown(
+            "results/tables/subjects.csv", "subjects", "Tables", table="per subject"
         ),
-        md=P.SUBJECTS_TABLE.format(ext="md"),
+        md="results/tables/subjects.md",
     log:
-        log_file("subjects"),
+        "results/logs/subjects.log",
     conda:
         ENV
     params:
-        predictions={m: f for m, f in model_predictions().items() if m != "ensemble"},
+        predictions={m: f for m, f in predictions().items() if m != "ensemble"},
         threshold=CFG.evaluate.threshold,
         split=CFG.scored_split,
     script:
@@ -121,68 +122,67 @@ rule subjects:
 rule gradcam:
     """Grad-CAM panels of the ensemble's members on right and wrong cells of the scored split."""
     input:
-        ensemble=P.PREDICTIONS.format(scope="", model="ensemble"),
-        choice=P.ENSEMBLE_CHOICE.format(scope=""),
-        summary=P.SAMPLES_SUMMARY,
-        models=[
-            P.model_file("model.keras", "", b, l, CFG.grid.seeds[0]) for b, l in MODELS
-        ],
-        crops=nested_files(scored_crops()),
+        ensemble="results/ensemble/predictions.parquet",
+        choice="results/ensemble/choice.json",
+        summary=rules.samples.output.summary,
+        models=[f"{d}/model.keras" for d in first_seed_dirs().values()],
+        crops=files_in(scored_crops()),
     output:
         **{
-            f"gradcam_{b}": report(
-                P.GRADCAM.format(backbone=b),
-                caption="../report/gradcam.rst",
-                category="Figures",
-                labels={"figure": f"Grad-CAM {b}"},
+            f"gradcam_{b}": shown(
+                f"results/figures/gradcam_{b}.png",
+                "gradcam",
+                "Figures",
+                figure=f"Grad-CAM {b}",
             )
             for b in BACKBONES
         },
     log:
-        log_file("gradcam"),
+        "results/logs/gradcam.log",
     conda:
         ENV
-    threads: TRAIN_THREADS
+    threads: MACHINE.threads
     resources:
-        gpu=GPU_PER_JOB,
+        gpu=MACHINE.gpu_per_job,
         mem_mb=CFG.resources.mem_mb,
     params:
-        model_dirs={
-            f"{b}/{l}": P.model_dir("", b, l, CFG.grid.seeds[0]) for b, l in MODELS
-        },
+        model_dirs=first_seed_dirs(),
         crops=scored_crops(),
         threshold=CFG.evaluate.threshold,
         split=CFG.scored_split,
-        gpu_locks=P.GPU_LOCKS,
+        gpu_locks=machine.GPU_LOCKS,
     script:
         "../scripts/gradcam.py"
 
 
 rule cv_summary:
     input:
-        scores=nested_files(cv_scores()),
-        choices=[P.ENSEMBLE_CHOICE.format(scope=s) for s in SCOPES],
+        scores=files_in(cv_scores()),
+        choices=[f"results/{scope}ensemble/choice.json" for scope in CFG.scopes],
     output:
-        summary=P.CV_SUMMARY,
-        csv=report(
-            P.CV_TABLE.format(ext="csv"),
-            caption="../report/cv_summary.rst",
-            category="Tables",
-            labels={"table": "cross-validation"},
+        summary="results/cv/summary.json",
+        csv=shown(
+            "results/tables/cv_summary.csv",
+            "cv_summary",
+            "Tables",
+            table="cross-validation",
         ),
-        md=P.CV_TABLE.format(ext="md"),
-        figure=report(
-            P.CV_FIGURE,
-            caption="../report/cv_f1.rst",
-            category="Figures",
-            labels={"figure": "cross-validation F1"},
+        md="results/tables/cv_summary.md",
+        figure=shown(
+            "results/figures/cv_f1.png",
+            "cv_f1",
+            "Figures",
+            figure="cross-validation F1",
         ),
     log:
-        log_file("cv_summary"),
+        "results/logs/cv_summary.log",
     conda:
         ENV
     params:
         scores=cv_scores(),
-        choices={P.fold_of(s): P.ENSEMBLE_CHOICE.format(scope=s) for s in SCOPES},
+        choices={
+            plan.fold_of(scope): f"results/{scope}ensemble/choice.json"
+            for scope in CFG.scopes
+        },
     script:
         "../scripts/cv_summary.py"

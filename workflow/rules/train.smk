@@ -5,39 +5,35 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        model=P.model_file("model.keras"),
-        card=P.model_file("model_card.json"),
-        metrics=P.model_file("metrics.json"),
-        history=P.model_file("history.csv"),
-        curves=report(
-            P.model_file("curves.png"),
-            caption="../report/curves.rst",
-            category="Training curves",
-            subcategory="{backbone}",
-            labels={
-                "backbone": "{backbone}",
-                "loss": "{loss}",
-                "seed": "{seed}",
-                "chain": "{scope}models",
-            },
+        model="results/{scope}models/{backbone}/{loss}/seed_{seed}/model.keras",
+        card="results/{scope}models/{backbone}/{loss}/seed_{seed}/model_card.json",
+        metrics="results/{scope}models/{backbone}/{loss}/seed_{seed}/metrics.json",
+        history="results/{scope}models/{backbone}/{loss}/seed_{seed}/history.csv",
+        curves=shown(
+            "results/{scope}models/{backbone}/{loss}/seed_{seed}/curves.png",
+            "curves",
+            "Training curves",
+            "{backbone}",
+            backbone="{backbone}",
+            loss="{loss}",
+            seed="{seed}",
+            chain="{scope}models",
         ),
     log:
-        log_file("{scope}train/{backbone}/{loss}/seed_{seed}"),
+        "results/logs/{scope}train/{backbone}/{loss}/seed_{seed}.log",
     conda:
         ENV
-    threads: TRAIN_THREADS
+    threads: MACHINE.threads
     resources:
-        gpu=GPU_PER_JOB,
+        gpu=MACHINE.gpu_per_job,
         mem_mb=CFG.resources.mem_mb,
         runtime=CFG.resources.runtime,
     params:
-        run=lambda wildcards: P.train_settings(
-            CFG, wildcards.backbone, wildcards.loss, wildcards.seed
-        ),
-        fold=lambda wildcards: P.fold_of(wildcards.scope),
-        state_dir=P.STATE,
-        gpu_locks=P.GPU_LOCKS,
-        keras_home=P.KERAS_HOME,
+        run=lambda w: plan.train_settings(CFG, w.backbone, w.loss, w.seed),
+        fold=lambda w: plan.fold_of(w.scope),
+        state_dir="results/.state/{scope}train/{backbone}/{loss}/seed_{seed}",
+        gpu_locks=machine.GPU_LOCKS,
+        keras_home="resources/keras",
         uses_imagenet=CFG.uses_imagenet(),
     script:
         "../scripts/train.py"

@@ -12,6 +12,7 @@ descriptions and bounds. Keys that moved or were renamed are read under their ne
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,9 +231,17 @@ class WorkflowConfig:
     )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WorkflowConfig:
-        cfg = _build(cls, apply_aliases(data), "")
-        cfg.check()
+    def from_dict(
+        cls, data: dict[str, Any], source: str = "config", notices: list[str] | None = None
+    ) -> WorkflowConfig:
+        """The one validation: renamed keys read under their new names (`notices` says which), then
+        names, types, choices, bounds (`_build`) and what a type cannot say (`check`); defaults are the
+        dataclasses'. The first problem is one line naming the key and `source`."""
+        try:
+            cfg = _build(cls, apply_aliases(copy.deepcopy(dict(data)), notices), "", workflow=True)
+            cfg.check()
+        except ConfigError as exc:
+            raise ConfigError(exc.what, path=exc.path or source, hint=exc.hint) from None
         return cfg
 
     def to_dict(self) -> dict[str, Any]:

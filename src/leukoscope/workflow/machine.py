@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from leukoscope._io import try_lock
+from leukoscope.errors import LeukoScopeError
 from leukoscope.workflow import gpus
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "leukoscope-run.lock"
+GPU_LOCKS = "results/.state/gpu-locks"  # one lock file per GPU slot (`gpus.claim_gpu`)
 _held: list[IO[str]] = []  # handles kept open (and so locked) until the process exits
 
 
@@ -36,8 +38,19 @@ class Machine:
     threads: int  # threads of a training / predict job
 
 
-def prepare(workflow: Any, cfg: Any, *, main: bool) -> Machine:
-    """Steps 1-3 of the module docstring; the job sizes the rules use."""
+def prepare(workflow: Any, cfg: Any) -> Machine:
+    """Steps 1-3 of the module docstring; the job sizes the rules use. A problem is one line."""
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        return _prepare(
+            workflow, cfg, main=workflow.is_main_process and getattr(workflow, "check_envvars", True)
+        )
+    except LeukoScopeError as exc:
+        raise WorkflowError(exc.one_line()) from None
+
+
+def _prepare(workflow: Any, cfg: Any, *, main: bool) -> Machine:
     use_source_tree(workflow.basedir)
     r = cfg.resources
     if main:

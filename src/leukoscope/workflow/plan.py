@@ -1,56 +1,25 @@
-"""What the Snakefile asks at parse time: the checked config, the files of every stage, the targets.
+"""What the Snakefile asks at parse time: the checked config, the grid, each job's settings.
 
-Paths are relative to the working directory (`--directory`), so a run from anywhere puts everything in
-`<workdir>/results/`. A chain's prefix `scope` is '' for the paper and heldout protocols and
-'cv/fold_k/' for each fold of the cv protocol; everything below a scope (augment, stats, models,
-ensemble) repeats per fold, while the sample sheet and the crops are shared. Each backbone x loss is
-trained once per seed (`models/{backbone}/{loss}/seed_{seed}/`); its scores are those of the
+The rules write their paths out, relative to the working directory (`--directory`), so a run from
+anywhere puts everything in `<workdir>/results/`. A chain's prefix `scope` is '' for the paper and heldout
+protocols and 'cv/fold_k/' for each fold of the cv protocol; everything below a scope (augment, stats,
+models, ensemble) repeats per fold, while the sample sheet and the crops are shared. Each backbone x loss
+is trained once per seed (`models/{backbone}/{loss}/seed_{seed}/`); its scores are those of the
 seed-averaged probabilities (`models/{backbone}/{loss}/predictions.parquet`).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from leukoscope import tree
 from leukoscope.config import runtime_keys
-from leukoscope.errors import ConfigError
+from leukoscope.errors import ConfigError, LeukoScopeError
 from leukoscope.tree import canonical
 from leukoscope.workflow.config import WorkflowConfig, run_config
-
-DATASET_RECORD = "resources/download/dataset.json"
-WEIGHTS_RECORD = "resources/weights/{backbone}.json"
-KERAS_HOME = "resources/keras"
-SAMPLES = "results/samples/samples.parquet"
-SAMPLES_SUMMARY = "results/samples/summary.json"
-DATA_CHECK = "results/samples/check.json"
-CROP = "results/crop/{part}.npy"
-CROP_INDEX = "results/crop/{part}.parquet"
-SHARD = "results/{scope}augment/shard_{shard}.npy"
-AUGMENT_INDEX = "results/{scope}augment/index.parquet"
-STATS = "results/{scope}stats/stats.json"
-MODEL_DIR = "results/{scope}models/{backbone}/{loss}/seed_{seed}"
-MODEL_FILES = ("model.keras", "model_card.json", "metrics.json", "history.csv", "curves.png")
-SEED_PREDICTIONS = MODEL_DIR + "/predictions.parquet"
-PREDICTIONS = "results/{scope}{model}/predictions.parquet"
-EVAL = "results/{scope}{model}/eval/{split}.json"
-ENSEMBLE = "results/{scope}ensemble/ensemble.json"
-ENSEMBLE_CHOICE = "results/{scope}ensemble/choice.json"
-SUBMISSION = "results/ensemble/isbi_submission.zip"
-STATE = "results/.state/{scope}train/{backbone}/{loss}/seed_{seed}"
-RESOLVED_CONFIG = "results/config.yaml"
-GPU_LOCKS = "results/.state/gpu-locks"
-TABLES = ("table1", "table2", "table3")
-SUBJECTS_TABLE = "results/tables/subjects.{ext}"
-GRADCAM = "results/figures/gradcam_{backbone}.png"
-TABLE = "results/tables/{table}.{ext}"
-FIGURES = "results/figures"
-CV_SUMMARY = "results/cv/summary.json"
-CV_TABLE = "results/tables/cv_summary.{ext}"
-CV_FIGURE = "results/figures/cv_f1.png"
-LOG = "results/logs/{name}.log"
 
 WILDCARDS = {
     "scope": r"(cv/fold_\d+/)?",
@@ -73,21 +42,36 @@ def load(
     check_data: bool = True,
     notices: list[str] | None = None,
 ) -> WorkflowConfig:
-    """Snakemake's `config` -> WorkflowConfig, checked once: renamed keys read under their new names
-    (`notices` says which), the schema with its defaults, then the dataset's checks.
+    """Snakemake's `config` -> WorkflowConfig (validated once, `WorkflowConfig.from_dict`), then the
+    dataset's checks.
 
     With no dataset in place yet the plan is still made (it needs only the config): a dry run shows it
     and then says where the data go (`note_at_exit`), a real run stops in `onstart`, before any job.
     """
-    import copy
-
-    from leukoscope.workflow.config import apply_aliases
-    from leukoscope.workflow.schema import check
-
-    data = check(apply_aliases(copy.deepcopy(dict(config)), notices), source=source)
-    cfg = WorkflowConfig.from_dict(data)
+    cfg = WorkflowConfig.from_dict(config, source, notices)
     if check_data and missing_data_note(cfg) is None:
         preflight(cfg)
+    return cfg
+
+
+def checked_config(workflow: Any, config: dict[str, Any]) -> WorkflowConfig:
+    """The Snakefile's config, checked once (`load`); a problem is one line (WorkflowError). Only the
+    main process prints renamed-key notices and checks the data (a cluster job parses again); `snakemake
+    --lint` (no check_envvars) reads no data. With no dataset yet a dry run plans, then says where the
+    data go; a real run stops in `onstart` (`started`)."""
+    from snakemake.exceptions import WorkflowError
+
+    main = workflow.is_main_process and getattr(workflow, "check_envvars", True)
+    notices: list[str] = []
+    source = ", ".join(map(str, workflow.configfiles)) or "config"
+    try:
+        cfg = load(config, source=source, check_data=main, notices=notices)
+    except LeukoScopeError as exc:
+        raise WorkflowError(exc.one_line()) from None
+    for notice in notices if main else []:
+        print(notice, file=sys.stderr)
+    if main and missing_data_note(cfg):
+        note_at_exit(str(missing_data_note(cfg)))
     return cfg
 
 
@@ -98,17 +82,22 @@ def note_at_exit(note: str) -> None:
     """Print `note` when the process ends, unless jobs were about to start (`started`): after a dry
     run's plan, that is (Snakemake runs `onstart` for real runs only)."""
     import atexit
-    import sys
 
     atexit.register(lambda: None if _STARTED else print(note, file=sys.stderr))
 
 
 def started(cfg: WorkflowConfig) -> None:
-    """`onstart`: the checks that needed the data, now that a real run is about to start its jobs."""
+    """`onstart`: the checks that need Keras (~5 s to import: backbone and loss names) or the data (when
+    it was not there at parse time), once, now that a real run is about to start its jobs."""
+    from snakemake.exceptions import WorkflowError
+
     _STARTED.append(True)
-    if missing_data_note(cfg) is not None:
-        preflight(cfg)  # raises: dataset.path does not exist
-    cfg.check_names()
+    try:
+        if missing_data_note(cfg) is not None:
+            preflight(cfg)  # raises: dataset.path does not exist
+        cfg.check_names()
+    except LeukoScopeError as exc:
+        raise WorkflowError(exc.one_line()) from None
 
 
 def missing_data_note(cfg: WorkflowConfig) -> str | None:
@@ -165,43 +154,14 @@ def start_weights(cfg: WorkflowConfig) -> str | None:
     return None if path is None else str(path)
 
 
-def model_file(
-    name: str,
-    scope: str | None = None,
-    backbone: str | None = None,
-    loss: str | None = None,
-    seed: int | None = None,
-) -> str:
-    """A file of a model folder, with the wildcards left open unless given."""
-    if scope is None:
-        return f"{MODEL_DIR}/{name}"
-    return f"{model_dir(scope, str(backbone), str(loss), seed)}/{name}"
-
-
 def fold_of(scope: str) -> int | None:
     match = re.fullmatch(r"cv/fold_(\d+)/", scope)
     return int(match.group(1)) if match else None
 
 
-def models(cfg: WorkflowConfig) -> list[tuple[str, str]]:
-    return [(b.lower(), loss) for b in cfg.grid.backbones for loss in cfg.grid.losses]
-
-
-def model_dir(scope: str, backbone: str, loss: str, seed: int | str | None) -> str:
-    return MODEL_DIR.format(scope=scope, backbone=backbone, loss=loss, seed=seed)
-
-
-def seed_dirs(cfg: WorkflowConfig, scope: str, backbone: str, loss: str) -> list[str]:
-    """The model folders of one backbone x loss, one per seed."""
-    return [model_dir(scope, backbone, loss, s) for s in cfg.grid.seeds]
-
-
-def shards(cfg: WorkflowConfig, scope: str | None = None) -> list[str]:
-    """The augment stage's shard files (with `{scope}` left open when scope is None)."""
-    names = [f"{k:02d}" for k in range(cfg.augment.shards)]
-    if scope is None:
-        return [SHARD.replace("{shard}", n) for n in names]
-    return [SHARD.format(scope=scope, shard=n) for n in names]
+def models(cfg: WorkflowConfig) -> list[str]:
+    """ "backbone/loss" of every grid cell (a model folder's parent below `models/`)."""
+    return [f"{b.lower()}/{loss}" for b in cfg.grid.backbones for loss in cfg.grid.losses]
 
 
 def train_part(cfg: WorkflowConfig) -> str:
@@ -263,31 +223,6 @@ def augment_settings(cfg: WorkflowConfig) -> dict[str, Any]:
     return canonical(
         {**asdict(cfg.augment), "clahe_grid": cfg.preprocess.clahe_grid, "protocol": cfg.protocol}
     )
-
-
-def eval_files(cfg: WorkflowConfig, scope: str, split: str) -> dict[str, str]:
-    """{'backbone/loss': eval json} of every model of a scope, and 'ensemble'."""
-    out = {
-        f"{b}/{loss}": EVAL.format(scope=scope, model=f"models/{b}/{loss}", split=split)
-        for b, loss in models(cfg)
-    }
-    out["ensemble"] = EVAL.format(scope=scope, model="ensemble", split=split)
-    return out
-
-
-def figure_files(cfg: WorkflowConfig) -> dict[str, str]:
-    backbones = sorted({b for b, _ in models(cfg)})
-    files = {f"curves_{b}": f"{FIGURES}/curves_{b}.png" for b in backbones}
-    files |= {
-        "f1_heatmap": f"{FIGURES}/f1_heatmap.png",
-        "confusion": f"{FIGURES}/confusion_matrices.png",
-        "roc": f"{FIGURES}/roc.png",
-    }
-    return files
-
-
-def seed_prediction_files(cfg: WorkflowConfig, scope: str, backbone: str, loss: str) -> list[str]:
-    return [f"{d}/predictions.parquet" for d in seed_dirs(cfg, scope, backbone, loss)]
 
 
 def dataset_settings(cfg: WorkflowConfig) -> dict[str, Any]:

@@ -1,16 +1,14 @@
-"""JSON schema of config.yaml, generated from `WorkflowConfig`, and validation with one-line errors.
+"""JSON schema of config.yaml, generated from `WorkflowConfig`: the documentation of every key.
 
-`workflow/schemas/config.schema.yaml` is `render()`'s output, committed so Snakemake's
-`validate(config, ...)` can read it; a test regenerates it and compares, so the dataclasses stay the one
-source of types and defaults. Every object has `default: {}`, so Snakemake's default-filling validator
-creates missing sections and fills their fields in turn.
+`workflow/schemas/config.schema.yaml` is `render()`'s output, committed for editors and readers (each key's
+type, default, bounds and whether the paper states it); a test regenerates it and compares. It does not
+validate: `WorkflowConfig.from_dict` does, once, from the same dataclasses.
 
     python -m leukoscope.workflow.schema > workflow/schemas/config.schema.yaml
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import types
 import typing
@@ -19,7 +17,6 @@ from typing import Any, Literal
 
 import yaml
 
-from leukoscope.errors import ConfigError
 from leukoscope.tree import plain
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -114,42 +111,6 @@ def _type(tp: Any) -> dict[str, Any]:
 
 def schema_path(repo: Path) -> Path:
     return repo / "workflow" / "schemas" / "config.schema.yaml"
-
-
-def check(
-    config: dict[str, Any], schema: dict[str, Any] | None = None, source: str = "config"
-) -> dict[str, Any]:
-    """Validate `config` and fill in defaults (a deep copy); the first problem is one ConfigError line."""
-    import jsonschema
-
-    schema = copy.deepcopy(schema if schema is not None else config_schema())
-    data = copy.deepcopy(config)
-    validator_class = jsonschema.validators.validator_for(schema)
-    errors = sorted(validator_class(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ConfigError(describe(jsonschema.exceptions.best_match(errors)), path=source)
-    _fill_defaults(schema, data)
-    return data
-
-
-def describe(error: Any) -> str:
-    """`train.epochs: 0 is less than the minimum of 1`: where, and jsonschema's own words."""
-    where = ".".join(str(p) for p in error.absolute_path) or "config"
-    if error.validator == "additionalProperties":
-        return f"{where}: {error.message} (check the spelling against config.yaml)"
-    if error.validator == "anyOf":
-        return f"{where}: {error.instance!r} is not a valid value"
-    return f"{where}: {error.message}"
-
-
-def _fill_defaults(schema: dict[str, Any], data: Any) -> None:
-    if not isinstance(data, dict) or schema.get("type") != "object":
-        return
-    for name, sub in schema.get("properties", {}).items():
-        if name not in data and "default" in sub:
-            data[name] = copy.deepcopy(sub["default"])
-        if name in data:
-            _fill_defaults(sub, data[name])
 
 
 if __name__ == "__main__":
