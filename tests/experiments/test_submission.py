@@ -32,3 +32,18 @@ def test_labels_and_errors(tmp_path) -> None:
     with pytest.raises(DataError, match="0 or 1"):
         write_isbi_submission(["1.bmp"], [2], tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_the_workflows_submission_calls_the_final_test_at_the_specs_threshold(tmp_path) -> None:
+    import pandas as pd
+
+    import stage_files as S
+    from leukoscope.experiments.submission import submission_stage
+
+    files = S.write_chain(tmp_path)
+    out = submission_stage(files["ensemble/predictions"], files["ensemble/spec"], tmp_path / "sub.zip")
+    with zipfile.ZipFile(out) as zf:
+        lines = zf.read(PREDICT_NAME).decode().splitlines()
+    final = pd.read_parquet(files["ensemble/predictions"]).query("split == 'final'")
+    assert final["path"].tolist() == ["1.bmp", "2.bmp", "3.bmp"]
+    assert lines == ["1" if p >= 0.5 else "0" for p in final["p_all"]]

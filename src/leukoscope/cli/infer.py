@@ -116,7 +116,7 @@ def _submission_path(submission: str | None, out: Path | None) -> Path | None:
 def write_submission(results: list, card: object, zip_out: Path) -> None:
     """Every image must have a prediction: a challenge file with a hole would be misaligned."""
     from leukoscope.errors import DataError
-    from leukoscope.experiments.submission import labels_to_01, write_isbi_submission
+    from leukoscope.experiments.submission import isbi_submission
 
     failed = [r for r in results if r.error]
     if failed:
@@ -126,8 +126,7 @@ def write_submission(results: list, card: object, zip_out: Path) -> None:
             hint="every test image needs a prediction; replace or re-download the unreadable files",
         )
     positive = getattr(card, "positive_class", None) or "all"
-    labels = labels_to_01([r.predicted for r in results], positive=positive)
-    write_isbi_submission([r.path for r in results], labels, zip_out)
+    isbi_submission([r.path for r in results], [r.predicted for r in results], positive, zip_out)
 
 
 def _print_table(results: list, class_names: list[str]) -> None:

@@ -2,19 +2,25 @@
 
 A prediction table has one row per image of every predicted split: `split`, `path`, `label` ("" when
 unlabelled), `subject`, `subject_known`, `ok` (the image decoded) and `p_<class>` for each class in the
-model's order. Scoring drops unreadable and unlabelled rows and says how many.
+model's order. Scoring drops unreadable and unlabelled rows and says how many. `predict_stage`,
+`average_seeds_stage` and `evaluate_stage` are those workflow rules, file to file (their scripts only map
+the rule's names onto them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from leukoscope._io import atomic_path, read_json, write_json
 from leukoscope.errors import DataError
 
+log = logging.getLogger(__name__)
 KEY = ["split", "path"]
 
 
@@ -56,11 +62,14 @@ def score_split(
     class_names: Sequence[str],
     threshold: float = 0.5,
     positive_class: str | None = None,
+    *,
+    per_subject: bool = False,
 ) -> dict[str, Any]:
-    """Metrics of one split (`score_rows`, without the per-subject breakdown) and what was left out.
+    """Metrics of one split (`score_rows`; its per-subject breakdown only if asked) and what was left out.
 
     A split without labelled, readable images scores nothing: `{"n": 0, ...}` says why, since a table
-    must still show the cell as empty rather than fail the whole chain.
+    must still show the cell as empty rather than fail the whole chain. `leukoscope evaluate` scores
+    its table with it too (`evaluate.run.score`).
     """
     part = table[table["split"] == split]
     usable = usable_rows(part, class_names)
@@ -73,7 +82,8 @@ def score_split(
     if usable.empty:
         return base | {"n": 0, "note": f"no labelled readable images in {split}: not scored"}
     metrics = score_rows(usable, class_names, threshold, positive_class)
-    metrics.pop("per_subject", None)
+    if not per_subject:
+        metrics.pop("per_subject", None)
     if positive_class is not None:
         pos = metrics["per_class"][positive_class]
         metrics["positive"] = {"class": positive_class, **{k: pos[k] for k in ("precision", "recall", "f1")}}
@@ -242,3 +252,88 @@ def score_model(
                 "positive_f1": own.get("positive", {}).get("f1")
             }
     return scores
+
+
+# --- the workflow's predict, average_seeds and evaluate stages, file to file -----------------------------
+
+CROP_ROLES = {"val": "val", "test": "test", "final": "final"}  # crop file -> split (paper, heldout)
+
+
+def predict_stage(
+    model: str | Path,
+    crops: Mapping[str, tuple[str | Path, str | Path]],
+    out: str | Path,
+    *,
+    fold: int | None = None,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """One model's probabilities for every split it is scored or submitted on, as one table at `out`.
+
+    `model` is a model folder or its model.keras (the rule's input, so Snakemake waits for it).
+    `crops[part]` is (index parquet, images .npy) of a crop file; under cv the `pool` part holds this
+    fold's validation (inner) and test (outer fold) rows. Predicts through `load_predictor`, as
+    `leukoscope predict` does.
+    """
+    from leukoscope.data.samples import scope_rows
+    from leukoscope.infer.predictor import load_predictor
+
+    predictor = load_predictor(Path(model) if Path(model).is_dir() else Path(model).parent)
+    predictor.batch_size = int(batch_size)
+    card = predictor.card
+    log.info("predict with %s on %s (%s)", predictor.model_id, predictor.backend, predictor.precision)
+    tables = []
+    for part, (index_file, images_file) in crops.items():
+        index = pd.read_parquet(index_file)
+        images = np.load(images_file, mmap_mode="r")
+        for role in ("val", "test") if part == "pool" else (CROP_ROLES[part],):
+            rows = scope_rows(index, role, fold) if part == "pool" else index
+            at = rows["row"].to_numpy(np.int64)
+            probs = predictor.predict_arrays(images[at]) if len(rows) else np.zeros((0, card.num_classes))
+            tables.append(prediction_table(rows, probs, card.class_names, role))
+            log.info("predict %s: %d images", role, len(rows))
+    table = pd.concat(tables, ignore_index=True)
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp, index=False)
+    return table
+
+
+def average_seeds_stage(seed_files: Sequence[str | Path], out: str | Path, name: str = "") -> pd.DataFrame:
+    """A backbone x loss's probabilities: the mean over its seeds' prediction tables, written to `out`."""
+    tables = [pd.read_parquet(p) for p in seed_files]
+    averaged = mean_probabilities(tables, class_names_of(tables[0]))
+    with atomic_path(out) as tmp:
+        averaged.to_parquet(tmp, index=False)
+    log.info("%s: mean of %d seed(s), %d rows", name, len(tables), len(averaged))
+    return averaged
+
+
+def evaluate_stage(
+    predictions: str | Path,
+    seed_predictions: Mapping[Any, str | Path],
+    summary: str | Path,
+    outputs: Mapping[str, str | Path],
+    model: str,
+    *,
+    threshold: float,
+    bootstrap: int,
+    bootstrap_seed: int,
+) -> dict[str, dict[str, Any]]:
+    """`score_model` of one model on each split of `outputs` ({split: JSON path}), one JSON per split.
+
+    `seed_predictions` ({seed: table}) gives each seed's own scores beside the seed mean's; the positive
+    class comes from the sample sheet's `summary`.
+    """
+    table = pd.read_parquet(predictions)
+    positive = read_json(summary).get("positive_class")
+    seeds = {seed: pd.read_parquet(path) for seed, path in seed_predictions.items()}
+    written = {}
+    for split, out in outputs.items():
+        scores = score_model(table, seeds, split, float(threshold), positive,
+                             n_boot=int(bootstrap), seed=int(bootstrap_seed))  # fmt: skip
+        written[split] = scores | {"model": model}
+        write_json(out, written[split])
+        f1 = scores.get("weighted_f1")
+        log.info(
+            "%s %s: n=%d%s", model, split, scores["n"], f", weighted F1 {f1:.4f}" if f1 is not None else ""
+        )
+    return written

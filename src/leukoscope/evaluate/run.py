@@ -2,7 +2,7 @@
 
 The images go through the same cache and card preprocessing as training and the same predictor
 (`infer.predictor.load_predictor`, `predict_table`) as `predict` and `serve`, so the numbers here are the
-numbers a deployed model gets; they are scored as a prediction table by `evaluate.predictions.score_rows`,
+numbers a deployed model gets; they are scored as a prediction table by `evaluate.predictions.score_split`,
 as the workflow's evaluate rule scores its tables. A split that shares subjects or files with the run's
 training split is flagged in the output, never silently scored.
 """
@@ -18,7 +18,7 @@ import pandas as pd
 
 from leukoscope._io import atomic_path
 from leukoscope.errors import ConfigError, DataError
-from leukoscope.evaluate.predictions import prediction_table, prob_columns, score_rows, usable_rows
+from leukoscope.evaluate.predictions import prediction_table, prob_columns, score_split, usable_rows
 from leukoscope.infer.ensemble import Ensemble
 from leukoscope.infer.predictor import Predictor, load_predictor, predict_table, predicted_labels
 from leukoscope.infer.tta import check_mode
@@ -150,12 +150,19 @@ def labelled_rows(rows: pd.DataFrame, class_names: list[str], split: str) -> pd.
     return labelled
 
 
+SPLIT_COUNTS = ("split", "images", "unreadable", "unlabelled", "positive", "subject_known")
+
+
 def score(table: pd.DataFrame, card: Any) -> dict[str, Any]:
-    """`score_rows` of the readable rows, with how many were not."""
-    metrics = score_rows(usable_rows(table, card.class_names), card.class_names, card.threshold,
-                         card.positive_class)  # fmt: skip
-    known = metrics.pop("subject_known")
-    return metrics | {"unreadable": int((~table["ok"]).sum()), "subjects_known": known}
+    """The workflow's `score_split` of the table's one split, with its per-subject numbers; metrics.json
+    keeps its own layout (the counts last, `subjects_known`)."""
+    split = str(table["split"].iat[0])
+    scores = score_split(table, split, card.class_names, card.threshold, card.positive_class,
+                         per_subject=True)  # fmt: skip
+    if not scores["n"]:
+        raise DataError(f"no readable images in split {split!r}", hint="run `leukoscope data check`")
+    metrics = {k: v for k, v in scores.items() if k not in SPLIT_COUNTS}
+    return metrics | {"unreadable": scores["unreadable"], "subjects_known": scores["subject_known"]}
 
 
 def training_overlap(run_dirs: list[Path], rows: pd.DataFrame) -> dict[str, int]:

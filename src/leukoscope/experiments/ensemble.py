@@ -8,7 +8,7 @@ maximising weighted F1 (a simplex grid); `mean` and `mc-dropout` fit only the th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,12 @@ from leukoscope.infer.spec import new_spec, save_spec
 from leukoscope.models.card import ModelCard
 
 OBJECTIVES = ("log-loss", "f1")
+SPEC_METRICS = ("split", "n", "weighted_f1", "accuracy", "roc_auc")  # what a spec records of its validation
+
+
+def spec_metrics(scores: Mapping[str, Any]) -> dict[str, Any]:
+    """The validation scores an ensemble spec carries, whichever way the ensemble was built."""
+    return {k: scores.get(k) for k in SPEC_METRICS}
 
 
 def fit_weights(
@@ -130,7 +136,7 @@ def build_ensemble(
     )
     ens.card.threshold = spec.threshold
     summary = _validation_summary(ens, member_probs, probs, table, y, bootstrap, seed, objective)
-    spec.metrics = {k: summary[k] for k in ("split", "n", "weighted_f1", "accuracy", "roc_auc")}
+    spec.metrics = spec_metrics(summary)
     path = save_spec(out, spec)
     _write_ensemble_report(Path(path).parent, ens, summary, table, y, probs)
     return summary | {
@@ -153,13 +159,14 @@ def _validation_summary(
 ) -> dict[str, Any]:
     from leukoscope.evaluate.bootstrap import bootstrap_ci
     from leukoscope.evaluate.calibration import calibration_summary
-    from leukoscope.evaluate.metrics import compute_metrics
+    from leukoscope.evaluate.predictions import prediction_table, score_rows
 
     card = ens.card
     known = bool(table["subject_known"].all())
     subjects = table["subject"].to_numpy(str) if known else None
     labels = table["label"].to_numpy(str)
-    m = compute_metrics(labels, probs, card.class_names, card.threshold, subjects, card.positive_class)
+    scored = prediction_table(table.assign(ok=True), probs, card.class_names, "val")
+    m = score_rows(scored, card.class_names, card.threshold, card.positive_class)  # as the workflow scores
     m["calibration"] = calibration_summary(y, probs, card.positive_index)
     m["members"] = [
         {"run": mem.path, "weighted_f1": _member_f1(labels, p, mem.card, card.class_names)}

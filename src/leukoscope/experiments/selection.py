@@ -2,12 +2,22 @@
 
 Validation only (never the scored test split); with several seeds, a loss's score is the mean of its
 seeds' own validation scores, so one lucky seed does not pick a loss. Ties go to the loss listed first.
+The members are chosen among prediction tables the workflow already has, so no model is run here;
+`leukoscope ensemble` (`experiments.ensemble.build_ensemble`) instead combines the runs it is given and fits
+weights and a threshold. Both score validation through `evaluate.predictions.score_rows` and record it in
+the spec alike (`experiments.ensemble.spec_metrics`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from leukoscope._io import atomic_path, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 
 def seed_mean_score(record: Mapping[str, Any], metric: str) -> float | None:
@@ -52,6 +62,7 @@ def best_loss_ensemble(
     import pandas as pd
 
     from leukoscope.evaluate.predictions import class_names_of, mean_probabilities, score_split
+    from leukoscope.experiments.ensemble import spec_metrics
     from leukoscope.infer.spec import new_spec
 
     scores = {m: seed_mean_score(r, metric) for m, r in val_scores.items()}
@@ -63,7 +74,7 @@ def best_loss_ensemble(
     folders = [d for m in members for d in model_dirs[m]]
     spec = new_spec(folders, "mean", threshold=threshold)
     val = score_split(averaged, "val", classes, spec.threshold, positive_class)
-    spec.metrics = {k: val.get(k) for k in ("split", "n", "weighted_f1", "accuracy", "roc_auc")}
+    spec.metrics = spec_metrics(val)
     spec.notes = [
         f"members: the best loss per backbone by validation {metric} (seed mean): {', '.join(members)}; "
         f"{len(folders)} model(s) averaged (not in the paper: its ensemble combines 'the best results' of "
@@ -78,3 +89,38 @@ def best_loss_ensemble(
         "candidates": {b: {loss: scores[f"{b}/{loss}"] for loss in losses} for b in backbones},
     }
     return averaged, spec, choice
+
+
+def ensemble_stage(
+    val_scores: Mapping[str, str | Path],
+    predictions: Mapping[str, list[str]],
+    model_dirs: Mapping[str, list[str]],
+    summary: str | Path,
+    out_spec: str | Path,
+    out_choice: str | Path,
+    out_predictions: str | Path,
+    *,
+    backbones: list[str],
+    losses: list[str],
+    select: str,
+    threshold: float,
+) -> dict[str, Any]:
+    """The workflow's ensemble rule: `best_loss_ensemble` of the candidates' validation score files.
+
+    Writes the spec (`leukoscope predict/serve` take it like a model), the choice with every candidate's
+    validation score, and the ensemble's predictions; returns the choice.
+    """
+    from leukoscope.infer.spec import save_spec
+
+    records = {model: read_json(path) for model, path in val_scores.items()}
+    averaged, spec, choice = best_loss_ensemble(
+        records, predictions, model_dirs, list(backbones), list(losses), select, float(threshold),
+        read_json(summary).get("positive_class"),
+    )  # fmt: skip
+    with atomic_path(out_predictions) as tmp:
+        averaged.to_parquet(tmp, index=False)
+    save_spec(out_spec, spec)
+    write_json(out_choice, choice)
+    log.info("ensemble of %s (%d models): validation weighted F1 %s", ", ".join(choice["members"]),
+             len(choice["models"]), spec.metrics.get("weighted_f1"))  # fmt: skip
+    return choice

@@ -7,12 +7,15 @@ lexicographic 1, 10, 100, 2). A misordered file scores as chance, so the order i
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from leukoscope._io import atomic_path
 from leukoscope.errors import DataError
+
+log = logging.getLogger(__name__)
 
 PREDICT_NAME = "isbi_valid.predict"
 
@@ -54,3 +57,33 @@ def write_isbi_submission(paths: Sequence[str | Path], labels_01: Sequence[int],
     with atomic_path(out_zip) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(PREDICT_NAME, "\n".join(lines) + "\n")
     return out_zip
+
+
+def isbi_submission(
+    paths: Sequence[str | Path], labels: Sequence[str], positive: str, out_zip: str | Path
+) -> Path:
+    """Class names called per image -> the challenge's zip (`positive` -> 1): `leukoscope predict
+    --submission isbi` and the workflow's submission rule both write it so."""
+    return write_isbi_submission(paths, labels_to_01(labels, positive), out_zip)
+
+
+def submission_stage(predictions: str | Path, spec: str | Path, out_zip: str | Path) -> Path:
+    """The workflow's submission rule: the ensemble's final-test calls at its spec's threshold."""
+    import pandas as pd
+
+    from leukoscope._io import read_json
+    from leukoscope.evaluate.metrics import decide
+    from leukoscope.evaluate.predictions import class_names_of, prob_columns
+
+    settings = read_json(spec)
+    table = pd.read_parquet(predictions)
+    final = table[table["split"] == "final"]
+    classes = class_names_of(table)
+    positive = settings.get("positive_class") or classes[-1]
+    probs = final[prob_columns(classes)].fillna(0.0).to_numpy()
+    pred = decide(probs, float(settings.get("threshold", 0.5)), classes.index(positive)) if len(final) else []
+    labels = [classes[i] for i in pred]
+    isbi_submission(final["path"].tolist(), labels, positive, out_zip)
+    called = sum(1 for label in labels if label == positive)
+    log.info("ISBI submission: %d final-test images, %d called %s", len(final), called, positive)
+    return Path(out_zip)

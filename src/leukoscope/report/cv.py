@@ -10,12 +10,15 @@ loss and the ensemble were chosen on an inner validation split of the other fold
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+log = logging.getLogger(__name__)
 KEYS = ("weighted_f1", "accuracy", "roc_auc")
 
 
@@ -70,3 +73,32 @@ def per_fold_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
             if value is not None:
                 rows.append({"model": name, "fold": f"fold_{fold}", "weighted_f1": value})
     return pd.DataFrame(rows, columns=["model", "fold", "weighted_f1"])
+
+
+def cv_summary_stage(
+    scores: Mapping[Any, Mapping[str, str | Path]],
+    choices: Mapping[Any, str | Path],
+    out_summary: str | Path,
+    csv: str | Path,
+    md: str | Path,
+    figure: str | Path,
+) -> dict[str, Any]:
+    """The workflow's cv_summary rule: `summarise` the outer folds' score files (`scores[fold][model]`)
+    and ensemble choices (`choices[fold]`) into summary.json, a table and the per-fold F1 figure."""
+    from leukoscope._io import read_json, write_json
+    from leukoscope.report.figures import cv_f1
+    from leukoscope.report.tables import markdown, write_table
+
+    records = {int(fold): {m: read_json(p) for m, p in files.items()} for fold, files in scores.items()}
+    chosen = {int(fold): read_json(path)["chosen"] for fold, path in choices.items()}
+    summary = summarise(records, chosen)
+    write_json(out_summary, summary)
+    table = summary_table(summary)
+    write_table(table, csv, md, f"{summary['folds']}-fold cross-validation", [
+        "Mean and standard deviation (%) over the outer folds (each fold's held-out subjects, scored only); "
+        "early stopping and the choice of the ensemble's members used an inner validation split of the "
+        "other folds' subjects, so no row is selected on what it is scored on.",
+    ])  # fmt: skip
+    cv_f1(per_fold_frame(summary), figure, "weighted F1 per fold")
+    log.info("%s", markdown(table, "cross-validation", []))
+    return summary

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -180,3 +181,46 @@ def cv_f1(frame: pd.DataFrame, path: str | Path, title: str) -> Path:
     ax.set_xlabel("weighted F1 (validation fold)")
     ax.set_title(title)
     return save_png(fig, path)
+
+
+def figures_stage(
+    files: Mapping[str, Mapping[str, Any]],
+    summary: str | Path,
+    out: Mapping[str, str | Path],
+    *,
+    split: str,
+    backbones: list[str],
+    losses: list[str],
+) -> None:
+    """The workflow's figures rule: each backbone's training curves (`out["curves_<backbone>"]`), the F1
+    heat map beside the paper's, confusion matrices and ROC curves of every model on `split`.
+
+    `files`: "scores" {split: {model: JSON}}, "histories" {"backbone/loss": history.csv}, "predictions"
+    {model: parquet}.
+    """
+    from leukoscope._io import read_json
+    from leukoscope.report import paper
+    from leukoscope.report.tables import split_name
+
+    info = read_json(summary)
+    scores = {model: read_json(path) for model, path in files["scores"][split].items()}
+    where = split_name(info["protocol"], split)
+    for b in backbones:
+        histories = {loss: pd.read_csv(files["histories"][f"{b}/{loss}"]) for loss in losses}
+        training_curves(histories, out[f"curves_{b}"], f"{paper.BACKBONE_LABELS.get(b, b)}: training curves")
+    columns = [paper.BACKBONE_LABELS.get(b, b) for b in backbones]
+    rows = [paper.LOSS_LABELS.get(loss, loss) for loss in losses]
+    ours = [[_f1_pct(scores[f"{b}/{loss}"]) for b in backbones] for loss in losses]
+    published = [[paper.published(loss, b).f1 for b in backbones] for loss in losses]
+    f1_heatmap(pd.DataFrame(ours, index=rows, columns=columns), out["f1_heatmap"],
+               f"weighted F1 (%): ours on the {where}, the paper's on the final test",
+               pd.DataFrame(published, index=rows, columns=columns))  # fmt: skip
+    classes = list(info["class_names"])
+    matrices = {m: s["confusion_matrix"] for m, s in scores.items() if s.get("n", 0)}
+    confusion_grid(matrices, classes, out["confusion"], f"confusion matrices, {where}")
+    tables = {m: pd.read_parquet(p) for m, p in files["predictions"].items()}
+    roc_curves(tables, info.get("positive_class") or classes[-1], split, out["roc"], f"ROC, {where}")
+
+
+def _f1_pct(record: Mapping[str, Any]) -> float | None:
+    return 100.0 * record["weighted_f1"] if record.get("n", 0) else None

@@ -9,7 +9,8 @@ re-read original. The one part of the report that loads a model; TensorFlow stay
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from leukoscope.evaluate.metrics import positive_index
 from leukoscope.evaluate.predictions import class_names_of, decisions, prob_columns, scored_rows
 from leukoscope.report.figures import wrap
 
+log = logging.getLogger(__name__)
 OUTCOMES = ("right", "wrong")
 TILE = 1.35  # inches per tile (crop + three caption lines)
 
@@ -171,3 +173,53 @@ def gradcam_panel(
     draw_panel(cells, images, done.cams, captions, card.class_names, per_class, path, title)
     picked = done.probs[np.arange(len(cells)), done.explained] if len(cells) else np.zeros(0)
     return cells.assign(member_predicted=explained, member_confidence=picked)
+
+
+def gradcam_stage(
+    ensemble: str | Path,
+    choice: str | Path,
+    summary: str | Path,
+    model_dirs: Mapping[str, str | Path],
+    crops: Mapping[str, Mapping[str, str | Path]],
+    out: Mapping[str, str | Path],
+    *,
+    threshold: float,
+    per_class: int = 4,
+    split: str = "auto",
+) -> dict[str, pd.DataFrame]:
+    """The workflow's gradcam rule: one panel per chosen member (`out["gradcam_<backbone>"]`), on the
+    cells `pick_cells` takes from the ensemble's predictions of the scored split.
+
+    `model_dirs[member]` is the member's model (its first seed); `crops[split]` the crop file ("index",
+    "images") that split's cells were scored on. Returns each member's explained cells.
+    """
+    from leukoscope._io import read_json
+    from leukoscope.report import paper
+    from leukoscope.report.subjects import scored_split
+    from leukoscope.report.tables import split_name
+
+    info = read_json(summary)
+    positive = info.get("positive_class")
+    table = pd.read_parquet(ensemble)
+    classes = class_names_of(table)
+    split = scored_split(table, split)
+    cells = pick_cells(table, split, per_class, float(threshold), positive)
+    crop = crops[split]
+    images = crops_of(pd.read_parquet(crop["index"]), np.load(crop["images"], mmap_mode="r"),
+                      cells["path"].tolist())  # fmt: skip
+    where = split_name(info["protocol"], split)
+    counts = cells["outcome"].value_counts().to_dict()
+    explained = {}
+    for member in read_json(choice)["members"]:
+        backbone, loss = member.split("/", 1)
+        name = f"{paper.BACKBONE_LABELS.get(backbone, backbone)} ({paper.LOSS_LABELS.get(loss, loss)})"
+        title = (
+            f"Grad-CAM, {name}, {where}: up to {per_class} cells per class the ensemble called right / wrong"
+        )
+        path = out[f"gradcam_{backbone}"]
+        done = gradcam_panel(model_dirs[member], cells, images, classes, per_class, path, title, positive)
+        agree = int((done["member_predicted"] == done["predicted"]).sum())
+        log.info("%s: %s (%s; the member agrees with the ensemble on %d/%d)", member, path, counts, agree,
+                 len(done))  # fmt: skip
+        explained[member] = done
+    return explained

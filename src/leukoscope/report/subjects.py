@@ -7,7 +7,9 @@ would be its own one-image "subject"; such images are grouped by their class ins
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,7 @@ from leukoscope.errors import DataError
 from leukoscope.evaluate.metrics import label_indices, positive_index
 from leukoscope.evaluate.predictions import class_names_of, decisions, scored_rows
 
+log = logging.getLogger(__name__)
 PREFERRED = ("test", "val")  # the scored split: the labelled preliminary test, else validation
 
 
@@ -142,3 +145,32 @@ def _notes(
     if split == "val":
         notes.append("Validation also chose the ensemble's members, so its scores here are optimistic.")
     return notes
+
+
+def subjects_stage(
+    ensemble: str | Path,
+    choice: str | Path,
+    summary: str | Path,
+    predictions: Mapping[str, str | Path],
+    csv: str | Path,
+    md: str | Path,
+    *,
+    threshold: float,
+    split: str = "auto",
+) -> pd.DataFrame:
+    """The workflow's subjects rule: `subject_table` of the ensemble and its chosen members (read from
+    `choice` at run time, their tables from `predictions[model]`), written as CSV and Markdown."""
+    from leukoscope._io import read_json
+    from leukoscope.report.tables import split_name, write_table
+
+    info = read_json(summary)
+    table = pd.read_parquet(ensemble)
+    scored = scored_split(table, split)
+    members = {m: pd.read_parquet(predictions[m]) for m in read_json(choice)["members"]}
+    where = split_name(info.get("protocol", ""), scored)
+    frame, title, notes = subject_table(
+        table, members, scored, float(threshold), info.get("positive_class"), where
+    )
+    write_table(frame, csv, md, title, notes)
+    log.info("%s: %d rows", title, len(frame))
+    return frame

@@ -10,6 +10,7 @@ paper does not state read "n/a".
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import pandas as pd
 
 from leukoscope._io import atomic_path, write_text
 from leukoscope.report import paper
+
+log = logging.getLogger(__name__)
 
 SPLIT_NAMES = {
     "paper": {"val": "preliminary test (also the validation set)", "final": "final test"},
@@ -272,7 +275,7 @@ def write_paper_tables(
     scores: Mapping[str, Mapping[str, Any]],
     predictions: Mapping[str, pd.DataFrame],
     augmented: Mapping[str, int],
-    out: Any,
+    out: Mapping[str, str | Path],
     *,
     split: str,
     backbones: list[str],
@@ -283,7 +286,7 @@ def write_paper_tables(
     bootstrap: int,
     bootstrap_seed: int,
 ) -> str:
-    """Tables 1-3 of a paper / heldout run into `out.table{1,2,3}_{csv,md}`; Table 2 as Markdown.
+    """Tables 1-3 of a paper / heldout run into `out["table{1,2,3}_{csv,md}"]`; Table 2 as Markdown.
 
     `scores[model][split]` are evaluate's records, `predictions[model]` the seed-averaged prediction
     tables (for each loss's paired difference from its backbone's BCE on the same images).
@@ -293,7 +296,7 @@ def write_paper_tables(
     protocol, positive = summary["protocol"], summary.get("positive_class")
     interpretations = interpretation_notes(loss_settings, protocol)
     t1 = table1(summary, augmented)
-    write_table(t1, out.table1_csv, out.table1_md, "Table 1: images per set and class", [
+    write_table(t1, out["table1_csv"], out["table1_md"], "Table 1: images per set and class", [
         "Ours: this run's sample sheet (after dropping files identical to one in an earlier split) and "
         "the augment stage's oversampled training set; the paper's: its Table 1 (C-NMC 2019, 73 subjects "
         "in 3 folds; the final test's class counts are the paper's, its labels were never published).",
@@ -311,14 +314,59 @@ def write_paper_tables(
     notes = table2_notes(protocol, split, ensemble.get("n", 0), choice["chosen"], select,
                          ensemble.get("bootstrap"))  # fmt: skip
     title = f"Table 2: weighted F1 (%) per loss and backbone, {split_name(protocol, split)}"
-    write_table(t2, out.table2_csv, out.table2_md, title, [*notes, *interpretations])
+    write_table(t2, out["table2_csv"], out["table2_md"], title, [*notes, *interpretations])
     prelim = "val" if protocol == "paper" else "test"
     record, where = scores["ensemble"].get(prelim, {}), split_name(protocol, prelim)
     t3 = table3(record, "ours")
-    write_table(t3, out.table3_csv, out.table3_md, f"Table 3: the ensemble on the {where}", [
+    write_table(t3, out["table3_csv"], out["table3_md"], f"Table 3: the ensemble on the {where}", [
         f"n = {record.get('n', 0)}; precision, recall and F1 of the positive class ({positive}), as in the "
         "paper (its F1 88.82 = the harmonic mean of 82.73 and 95.89); the paper's column is on its "
         "validation set, the preliminary test.",
         *[n for n in interpretations if n.startswith("Protocol paper")],
     ])  # fmt: skip
     return markdown(t2, title, [])
+
+
+def tables_stage(
+    scores: Mapping[str, Mapping[str, str | Path]],
+    predictions: Mapping[str, str | Path],
+    summary: str | Path,
+    choice: str | Path,
+    augmented: str | Path,
+    metrics: Mapping[str, str | Path],
+    out: Mapping[str, str | Path],
+    *,
+    split: str,
+    backbones: list[str],
+    losses: list[str],
+    loss_settings: Mapping[str, Mapping[str, Any]],
+    select: str,
+    threshold: float,
+    bootstrap: int,
+    bootstrap_seed: int,
+) -> str:
+    """The workflow's tables rule: `write_paper_tables` of the score files (`scores[split][model]`) and
+    prediction tables, and the timing table of the training jobs' metrics.json (`metrics[job]`).
+
+    `out` names `table{1,2,3}_{csv,md}` and `timing_{csv,md}`; returns Table 2 as Markdown.
+    """
+    from leukoscope._io import read_json
+    from leukoscope.report.timing import timing_notes, timing_table
+
+    records: dict[str, dict[str, Any]] = {}
+    for name, files in scores.items():
+        for model, path in files.items():
+            records.setdefault(model, {})[name] = read_json(path)
+    counts = pd.read_parquet(augmented)["label"].value_counts().to_dict()
+    table2 = write_paper_tables(
+        read_json(summary), read_json(choice), records,
+        {m: pd.read_parquet(f) for m, f in predictions.items()},
+        {str(k): int(v) for k, v in counts.items()}, out,
+        split=split, backbones=list(backbones), losses=list(losses), loss_settings=dict(loss_settings),
+        select=select, threshold=float(threshold), bootstrap=int(bootstrap),
+        bootstrap_seed=int(bootstrap_seed),
+    )  # fmt: skip
+    title = "Training time per job: first step (trace / compile) and steady images/s"
+    write_table(timing_table(dict(metrics)), out["timing_csv"], out["timing_md"], title, timing_notes())
+    log.info("%s", table2)
+    return table2
