@@ -235,6 +235,22 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def write_resolved_config(
+    out: str | Path, config: dict[str, Any], base: str | Path, files: list[str]
+) -> Path:
+    """The workflow's `resolved_config` rule: `config` as YAML, headed by where it came from (`base`, then
+    the other `files` over it, then the schema's defaults), so a run's results say what it was asked."""
+    from leukoscope._io import write_text
+
+    base = Path(base).resolve()
+    overrides = [f for f in files if Path(f).resolve() != base]
+    header = (
+        f"# Resolved from {base}, then {', '.join(overrides) or 'no other file'} over it, then the "
+        "defaults of workflow/schemas/config.schema.yaml\n"
+    )
+    return write_text(out, header + yaml.safe_dump(dict(config), sort_keys=False))
+
+
 def yaml_on_key(params: dict[Any, Any]) -> dict[Any, Any]:
     """YAML 1.1 reads an unquoted `on:` key as the boolean True: the hinge losses' `on` parameter."""
     return {("on" if k is True else k): v for k, v in params.items()}

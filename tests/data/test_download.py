@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from leukoscope.data import known
-from leukoscope.data.download import MARKER, DatasetRequest, fetch, verify_cnmc
+from leukoscope.data.download import MARKER, DatasetRequest, download_stage, fetch, verify_cnmc
 from leukoscope.data.readers import read_dataset
 from leukoscope.data.synth import write_cnmc_synth
 from leukoscope.errors import ConfigError, DataError
@@ -118,6 +118,24 @@ def test_url_download_lands_complete_and_is_reused(tmp_path: Path, server: Serve
     again = fetch(url_request(dest, server, "good.zip"))
     assert again["reused"] is True and len(server.hits) == hits  # no second download
     assert again["files"] == record["files"]
+
+
+def test_the_download_stage_logs_progress_and_writes_the_record(
+    tmp_path: Path, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The `download` rule: the `dataset` section in, the record out; nothing written when it fails."""
+    dest, record_out = tmp_path / "C-NMC_Leukemia", tmp_path / "download" / "dataset.json"
+    settings = {"source": "url", "path": str(dest), "url": server.url("good.zip"), "verify": False}
+    with caplog.at_level("INFO", logger="leukoscope.data.download"):
+        record = download_stage(settings | {"sha256": sha(server.payload), "classes": None}, record_out)
+    assert json.loads(record_out.read_text()) == record and record["path"] == str(dest)
+    assert f"downloaded {len(server.payload):,} of {len(server.payload):,} bytes" in caplog.text
+    assert f"{dest}: {record['files']} files, verified: " in caplog.text
+    failed = tmp_path / "failed.json"
+    with pytest.raises(DataError, match="is truncated"):
+        bad = {"url": server.url("truncated.zip"), "sha256": sha(server.payload), "path": str(tmp_path / "b")}
+        download_stage(settings | bad, failed)
+    assert not failed.exists()
 
 
 @pytest.mark.parametrize(

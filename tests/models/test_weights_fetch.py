@@ -1,34 +1,24 @@
-"""The `weights` rule's script: a backbone's ImageNet notop weights fetched once into resources/keras
+"""The `weights` rule: a backbone's ImageNet notop weights fetched once into resources/keras
 (`leukoscope.models.weights.fetch_weights`), Keras' download pointed at a loopback server."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import threading
-import types
 from pathlib import Path
 
 import pytest
 
-WEIGHTS_SCRIPT = Path(__file__).resolve().parents[2] / "workflow" / "scripts" / "weights.py"
+from leukoscope.models.weights import fetch_weights
+
 MNV3_KEY = "small_224_1.0_float"
 MNV3_FILE = "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
 
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
-@pytest.fixture(scope="module")
-def weights_script() -> types.ModuleType:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("weights_script", WEIGHTS_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +72,14 @@ def _serve_weights(monkeypatch: pytest.MonkeyPatch, body: bytes, expected_md5: s
 
 
 def test_weights_are_fetched_once_then_read_offline(
-    weights_script: types.ModuleType,
     fake_mnv3_weights: bytes,
     keras_home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     md5 = hashlib.md5(fake_mnv3_weights).hexdigest()
     hits = _serve_weights(monkeypatch, fake_mnv3_weights, md5)
-    record = weights_script.fetch_weights("MobileNetV3Small", keras_home)
+    record = fetch_weights("MobileNetV3Small", keras_home, record_out=keras_home / "record.json")
+    assert json.loads((keras_home / "record.json").read_text()) == record  # the rule's output
     assert hits == [f"/mnv3/{MNV3_FILE}"]
     (entry,) = record["files"]
     assert entry["name"] == MNV3_FILE and entry["md5"] == entry["expected"] == md5
@@ -97,12 +87,11 @@ def test_weights_are_fetched_once_then_read_offline(
         fake_mnv3_weights
     )
     assert leftovers(keras_home / "models") == [MNV3_FILE]  # no temporary download folder left
-    again = weights_script.fetch_weights("mobilenetv3small", keras_home)
+    again = fetch_weights("mobilenetv3small", keras_home)
     assert hits == [f"/mnv3/{MNV3_FILE}"] and again["files"][0]["md5"] == md5  # the cache, no request
 
 
 def test_a_corrupt_weights_download_leaves_nothing(
-    weights_script: types.ModuleType,
     fake_mnv3_weights: bytes,
     keras_home: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -113,12 +102,11 @@ def test_a_corrupt_weights_download_leaves_nothing(
         monkeypatch, fake_mnv3_weights[:-100] + b"\0" * 100, hashlib.md5(fake_mnv3_weights).hexdigest()
     )
     with pytest.raises(ModelError, match="downloading ImageNet weights for MobileNetV3Small failed"):
-        weights_script.fetch_weights("mobilenetv3small", keras_home)
+        fetch_weights("mobilenetv3small", keras_home)
     assert leftovers(keras_home / "models") == []
 
 
 def test_a_pre_placed_weights_file_is_checked_and_never_deleted(
-    weights_script: types.ModuleType,
     fake_mnv3_weights: bytes,
     keras_home: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -130,15 +118,15 @@ def test_a_pre_placed_weights_file_is_checked_and_never_deleted(
     placed = keras_home / "models" / MNV3_FILE
     placed.parent.mkdir(parents=True)
     placed.write_bytes(fake_mnv3_weights)
-    assert weights_script.fetch_weights("mobilenetv3small", keras_home)["files"][0]["path"] == str(placed)
+    assert fetch_weights("mobilenetv3small", keras_home)["files"][0]["path"] == str(placed)
     placed.write_bytes(fake_mnv3_weights[:1000])
     with pytest.raises(ModelError, match="damaged"):
-        weights_script.fetch_weights("mobilenetv3small", keras_home)
+        fetch_weights("mobilenetv3small", keras_home)
     assert hits == [] and placed.stat().st_size == 1000
 
 
 def test_a_backbone_without_imagenet_weights_needs_nothing(
-    weights_script: types.ModuleType, keras_home: Path
+    keras_home: Path,
 ) -> None:
-    record = weights_script.fetch_weights("simplecnn", keras_home)
+    record = fetch_weights("simplecnn", keras_home)
     assert record["imagenet"] is False and record["files"] == []

@@ -33,3 +33,40 @@ def write_bmp(path: Path, rgb: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return path
+
+
+def stage_chain(dataset: Path, out: Path, **overrides: object) -> dict[str, Path]:
+    """The workflow's data and preprocessing rules run in order on `dataset`, with the params the
+    Snakefile gives them (`overrides`: workflow config keys); every file they wrote, by name."""
+    import json
+
+    from leukoscope.preprocess.stages import augment_stage, crop_stage, samples_stage, stats_stage
+    from leukoscope.workflow import plan, schema
+    from leukoscope.workflow.config import WorkflowConfig
+
+    cfg = WorkflowConfig.from_dict(schema.check(dict(overrides)))
+    out.mkdir(parents=True, exist_ok=True)
+    f = {name: out / name for name in ("record.json", "sheet.parquet", "summary.json", "check.json")}
+    f["record.json"].write_text(json.dumps({"path": str(dataset)}))
+    samples_stage(
+        f["record.json"], plan.samples_settings(cfg), plan.augment_settings(cfg),
+        f["sheet.parquet"], f["summary.json"], f["check.json"], workers=2,
+    )  # fmt: skip
+    for part in cfg.crop_parts:
+        f[f"{part}.npy"], f[f"{part}.parquet"] = out / f"{part}.npy", out / f"{part}.parquet"
+        crop_stage(
+            f["sheet.parquet"], f["summary.json"], part, plan.crop_settings(cfg),
+            f[f"{part}.npy"], f[f"{part}.parquet"], workers=2,
+        )  # fmt: skip
+    train = plan.train_part(cfg)
+    shards = [out / f"shard_{k}.npy" for k in range(cfg.augment.shards)]
+    f |= {s.name: s for s in shards} | {
+        "augment.parquet": out / "augment.parquet",
+        "stats.json": out / "stats.json",
+    }
+    augment_stage(
+        f[f"{train}.npy"], f[f"{train}.parquet"], f["summary.json"], None, plan.augment_settings(cfg),
+        shards, f["augment.parquet"],
+    )  # fmt: skip
+    stats_stage(cfg.stats.images, shards, f["augment.parquet"], f[f"{train}.npy"], f["stats.json"])
+    return f

@@ -77,3 +77,49 @@ def test_a_shard_that_does_not_match_its_index_is_refused(tmp_path: Path) -> Non
             samples_summary={"class_names": ["a", "b"]},
             preprocess=PreprocessConfig(),
         )
+
+
+def test_the_train_rule_trains_on_the_preprocessing_files(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`train_stage` on what the preprocessing rules wrote: weighted BCE's class counts are the original
+    training images' (not the oversampled set's), and the model folder holds the rule's outputs."""
+    import logging
+
+    from leukoscope.data.synth import write_cnmc_synth
+    from leukoscope.train.artifacts import train_stage
+    from leukoscope.workflow import plan, schema
+    from leukoscope.workflow.config import WorkflowConfig
+    from preprocess.helpers import stage_chain
+
+    data = tmp_path / "data"
+    write_cnmc_synth(data, subjects=6, cells_per_subject=3, size=32, prelim=4, seed=2)
+    overrides = {
+        "augment": {"target": {"all": 16, "hem": 16}, "shards": 2},
+        "preprocess": {"image_size": 24},
+        "model": {"weights": "none"},
+        "train": {"epochs": 1, "batch_size": 8, "run_eagerly": True},
+        "grid": {"backbones": ["simplecnn"], "losses": ["weighted_bce"], "seeds": [1]},
+    }
+    f = stage_chain(data, tmp_path / "files", **overrides)
+    cfg = WorkflowConfig.from_dict(schema.check(overrides))
+    model = tmp_path / "model" / "model.keras"
+    with caplog.at_level(logging.INFO, logger="leukoscope.train.artifacts"):
+        out = train_stage(
+            plan.train_settings(cfg, "simplecnn", "weighted_bce", 1),
+            shards=[f["shard_0.npy"], f["shard_1.npy"]],
+            index=f["augment.parquet"],
+            val_images=f["val.npy"],
+            val_index=f["val.parquet"],
+            stats=f["stats.json"],
+            samples_summary=f["summary.json"],
+            fold=None,
+            model_out=model,
+            state_dir=tmp_path / "state",
+        )
+    assert out == model.parent and model.is_file() and (out / "metrics.json").is_file()
+    summary = json.loads(f["summary.json"].read_text())
+    originals = [summary["parts"]["train"]["per_class"][c] for c in summary["class_names"]]
+    assert f"weighted_bce: class counts of the original training set {originals}" in caplog.text
+    assert "train simplecnn / weighted_bce / seed 1: 32 samples" in caplog.text
+    assert "best epoch 1: validation weighted F1" in caplog.text and not (tmp_path / "state").exists()

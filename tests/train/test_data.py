@@ -79,6 +79,17 @@ def test_one_class_is_a_data_error(tmp_path: Path, cache_dir: Path) -> None:
         prepare_data(_cfg(root, cache_dir))
 
 
+def test_classes_are_chosen_as_the_workflow_chooses_them(cells_dir: Path, cache_dir: Path) -> None:
+    """`leukoscope train` and the sample sheet share `data.protocols.choose_classes` / `choose_positive`;
+    the messages name the CLI's settings."""
+    data = prepare_data(_cfg(cells_dir, cache_dir, **{"data.classes": ["hem", "all"]}))
+    assert data.class_names == ["hem", "all"]  # the configured order
+    cfg = _cfg(cells_dir, cache_dir, **{"data.positive_class": "hem"})
+    assert fit_inputs_from_config(cfg)[0].positive_class == "hem"
+    with pytest.raises(DataError, match=r"data\.positive_class 'blast' is not one of the classes"):
+        fit_inputs_from_config(_cfg(cells_dir, cache_dir, **{"data.positive_class": "blast"}))
+
+
 def test_weighted_losses_get_the_training_counts_and_class_weight_mode(
     cells_dir: Path, cache_dir: Path
 ) -> None:

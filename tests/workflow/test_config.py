@@ -167,3 +167,17 @@ def test_imagenet_weights_for_a_backbone_without_them_is_one_line_before_any_job
     WorkflowConfig.from_dict(
         {"grid": {"backbones": ["simplecnn"]}, "model": {"weights": "none"}}
     ).check_names()
+
+
+def test_the_resolved_config_names_where_it_came_from(tmp_path: Path) -> None:
+    """The `resolved_config` rule (`leukoscope.config.write_resolved_config`): YAML read back equal."""
+    from leukoscope.config import write_resolved_config
+
+    base, mine = tmp_path / "config.yaml", tmp_path / "mine.yaml"
+    config = {"protocol": "cv", "grid": {"backbones": ["simplecnn"], "seeds": [1, 2]}}
+    out = write_resolved_config(tmp_path / "results" / "config.yaml", config, base, [str(base), str(mine)])
+    text = out.read_text()
+    assert text.startswith(f"# Resolved from {base.resolve()}, then {mine} over it, then the defaults")
+    assert yaml.safe_load(text) == config and list(yaml.safe_load(text)) == ["protocol", "grid"]
+    alone = write_resolved_config(tmp_path / "alone.yaml", config, base, [str(base)])
+    assert "then no other file over it" in alone.read_text()

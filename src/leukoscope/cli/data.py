@@ -176,7 +176,6 @@ def fetch(
     as_json: bool = typer.Option(False, "--json", help="Print the record as one JSON object on stdout."),
 ) -> None:
     """Download C-NMC 2019 (Kaggle or a zip URL) or check a local copy; nothing half-done is left behind."""
-    from leukoscope._io import write_json
     from leukoscope.data.download import DatasetRequest
     from leukoscope.data.download import fetch as fetch_dataset
 
@@ -184,9 +183,7 @@ def fetch(
         source=source, path=str(out), url=url, sha256=sha256, kaggle=kaggle, verify=verify
     )
     with console.status(f"fetching into {out}"):
-        result = fetch_dataset(request)
-    if record is not None:
-        write_json(record, result)
+        result = fetch_dataset(request, record_out=record)
     if as_json:
         print_json(result)
     else:

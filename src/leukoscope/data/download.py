@@ -1,12 +1,12 @@
 """Put a dataset in place: C-NMC 2019 from Kaggle or from a URL of a zip, a local folder, or a synthetic copy.
 
-The workflow's `download` rule (a local rule: it runs where there is internet) and `leukoscope data fetch`
-both call `fetch`; the transfers themselves are `data.remote`'s. A download goes to a hidden temporary file
-beside the destination, is checked against its sha256 (URL), unpacked into a hidden temporary folder,
-verified file by file against the manifest of the real dataset embedded in the package
-(`leukoscope.data.known`, the same check as `data check --verify-checksums`), and only then renamed into
-place, so an interrupted, truncated or corrupt download never leaves anything that a rerun would take as
-complete. A hidden marker inside the finished folder records what was fetched: the same request again
+The workflow's `download` rule (`download_stage`, a local rule: it runs where there is internet) and
+`leukoscope data fetch` both call `fetch`; the transfers themselves are `data.remote`'s. A download goes
+to a hidden temporary file beside the destination, is checked against its sha256 (URL), unpacked into a
+hidden temporary folder, verified file by file against the manifest of the real dataset embedded in the
+package (`leukoscope.data.known`, the same check as `data check --verify-checksums`), and only then renamed
+into place, so an interrupted, truncated or corrupt download never leaves anything that a rerun would take
+as complete. A hidden marker inside the finished folder records what was fetched: the same request again
 reuses the folder without downloading; a folder that was not made by this module is never overwritten.
 """
 
@@ -113,8 +113,15 @@ class DatasetRequest:
         return {"source": "local"}
 
 
-def fetch(request: DatasetRequest, *, timeout: float = TIMEOUT_S, progress: Progress | None = None) -> dict:
-    """Make `request.path` hold the dataset; the record (what the `download` rule writes as JSON)."""
+def fetch(
+    request: DatasetRequest,
+    *,
+    timeout: float = TIMEOUT_S,
+    progress: Progress | None = None,
+    record_out: str | Path | None = None,
+) -> dict:
+    """Make `request.path` hold the dataset; the record, also written to `record_out` as JSON (last and
+    atomically: a failed or killed fetch leaves no record that a rerun would take as complete)."""
     request.validate()
     started = time.monotonic()
     dest = Path(request.path).expanduser()
@@ -123,7 +130,32 @@ def fetch(request: DatasetRequest, *, timeout: float = TIMEOUT_S, progress: Prog
     else:
         record = _reuse(request, dest) or _fetch_into_place(request, dest, timeout, progress)
     record["seconds"] = round(time.monotonic() - started, 2)
+    if record_out is not None:
+        write_json(record_out, record)
     return record
+
+
+def download_stage(dataset: Mapping[str, Any], record_out: str | Path) -> dict:
+    """The workflow's `download` rule: `fetch` the `dataset` config section, logging its progress."""
+    record = fetch(
+        DatasetRequest.from_mapping(dict(dataset)), progress=_log_progress(), record_out=record_out
+    )
+    verified = record["verification"].get("verified")
+    log.info("%s: %d files, verified: %s", record["path"], record["files"], verified)
+    return record
+
+
+def _log_progress() -> Progress:
+    """Log roughly every 10% (or every 100 MB when the size is unknown)."""
+    shown = {"step": -1}
+
+    def report(done: int, total: int | None) -> None:
+        step = done * 10 // total if total else done // (100 << 20)
+        if step != shown["step"]:
+            shown["step"] = step
+            log.info("downloaded %s of %s bytes", f"{done:,}", f"{total:,}" if total else "?")
+
+    return report
 
 
 # -- sources ----------------------------------------------------------------------------------------------

@@ -35,8 +35,14 @@ def canonical_protocol(protocol: str) -> str:
     return protocol
 
 
-def choose_classes(train: pd.DataFrame, classes: list[str] | None, where: str | Path) -> list[str]:
-    """The configured classes, or the training split's; a classifier needs two with images."""
+def choose_classes(
+    train: pd.DataFrame, classes: list[str] | None, where: str | Path, setting: str = "dataset.classes"
+) -> list[str]:
+    """The configured classes, or the training split's; a classifier needs two with images.
+
+    The one choice the workflow's sample sheet and `leukoscope train` share; `setting` names the option
+    the user set (`dataset.classes` in the workflow, `data.classes` / `--classes` for the CLI).
+    """
     from leukoscope.data.table import class_names
 
     present = class_names(train)
@@ -44,27 +50,29 @@ def choose_classes(train: pd.DataFrame, classes: list[str] | None, where: str | 
     missing = [c for c in chosen if c not in present]
     if missing:
         raise DataError(
-            f"dataset.classes names {missing[0]!r}, which has no training images",
+            f"{setting} names {missing[0]!r}, which has no training images",
             path=where,
-            hint=f"the data's classes are: {', '.join(present)}",
+            hint=f"the data's classes are: {', '.join(present) or 'none'}",
         )
     if len(chosen) < 2:
         raise DataError(
             f"the dataset has only one class ({chosen[0] if chosen else 'none'})",
             path=where,
-            hint="a classifier needs labelled images of at least two classes "
-            "(check dataset.path / dataset.classes)",
+            hint=f"a classifier needs labelled images of at least two classes (check the data and {setting})",
         )
     return chosen
 
 
-def choose_positive(class_names: list[str], positive: str | None) -> str | None:
+def choose_positive(
+    class_names: list[str], positive: str | None, setting: str = "dataset.positive_class"
+) -> str | None:
+    """Two classes: the configured positive class, else 'all' (the leukemic blast) when present."""
     if len(class_names) != 2:
         return None
     chosen = positive or ("all" if "all" in class_names else class_names[1])
     if chosen not in class_names:
         raise DataError(
-            f"dataset.positive_class {chosen!r} is not one of the classes",
+            f"{setting} {chosen!r} is not one of the classes",
             hint=f"choose one of: {', '.join(class_names)}",
         )
     return chosen

@@ -104,9 +104,21 @@ def _guarded_get_file(real: Any, backbone: str, fname: str | None, origin: str |
         socket.setdefaulttimeout(previous)
 
 
-def fetch_weights(backbone: str, keras_home: str | Path) -> dict[str, Any]:
+def fetch_weights(
+    backbone: str, keras_home: str | Path, record_out: str | Path | None = None
+) -> dict[str, Any]:
     """Make sure `backbone`'s ImageNet weights are in `<keras_home>/models` (the workflow's `weights` rule);
-    the record. Built with weights="imagenet" under `guarded_downloads` (no hang; a damaged cached file is
+    the record of each file (md5, size), also written to `record_out` (last, atomically)."""
+    record = _ensure_weights(backbone, keras_home)
+    if record_out is not None:
+        from leukoscope._io import write_json
+
+        write_json(record_out, record)
+    return record
+
+
+def _ensure_weights(backbone: str, keras_home: str | Path) -> dict[str, Any]:
+    """Built with weights="imagenet" under `guarded_downloads` (no hang; a damaged cached file is
     reported, never deleted); a missing file is downloaded into a temporary folder and renamed into the
     cache only once Keras has checked its hash, so a killed or corrupt download leaves nothing behind."""
     home = Path(keras_home).absolute()

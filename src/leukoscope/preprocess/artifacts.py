@@ -9,7 +9,7 @@
 - `shard_statistics`: per-channel mean/std over shards, streamed, exact (float64 sums).
 
 Every file is written to a temporary name and renamed when complete, so an interrupted job never leaves
-a file that looks finished.
+a file that looks finished. The rules that read and write these files: `preprocess.stages`.
 """
 
 from __future__ import annotations
@@ -163,59 +163,3 @@ def shard_statistics(
 
 def _triple(v: np.ndarray) -> tuple[float, float, float]:
     return float(v[0]), float(v[1]), float(v[2])
-
-
-def resolve_stage_settings(
-    sheet: Any, augment: dict[str, Any], crop: str, black_threshold: int
-) -> dict[str, Any]:
-    """What the data decide of the crop and augment stages, said once in the sample summary.
-
-    `crop: auto` -> cell or center from a sample of the training images' backgrounds; `augment.target`
-    checked against the classes and resolved on the whole training pool (each chain's augment job
-    resolves it again on its own training images: balance counts follow the chain's class sizes).
-    """
-    from leukoscope.data.images import read_image
-    from leukoscope.preprocess.balance import resolve_target
-    from leukoscope.preprocess.crop import AUTO_SAMPLE, choose_crop
-
-    train = sheet.part("train" if sheet.protocol != "cv" else "pool")
-    if crop == "auto":
-        picks = train.iloc[np.linspace(0, len(train) - 1, min(AUTO_SAMPLE, len(train))).astype(int)]
-        images = []
-        for p, c in zip(picks["path"], picks["center_crop"], strict=True):
-            try:
-                images.append(read_image(p, center_crop=int(c)))
-            except DataError:
-                continue
-        crop, reason = choose_crop(images, black_threshold)
-        reason = f"preprocess.crop auto: {reason}"
-    else:
-        reason = f"preprocess.crop {crop} as configured"
-    counts = [int((train["y"] == i).sum()) for i in range(len(sheet.class_names))]
-    target, why = resolve_target(
-        augment.get("target"), sheet.class_names, counts, protocol=sheet.protocol, total=augment.get("total")
-    )
-    if not augment.get("enabled", True):
-        target, why = dict(zip(sheet.class_names, counts, strict=True)), "augment.enabled false: as cropped"
-    return {
-        "preprocess": {"crop": crop, "reason": reason},
-        "augment": {
-            "target": target,
-            "reason": why,
-            "training_images": dict(zip(sheet.class_names, counts, strict=True)),
-        },
-    }
-
-
-def readable_training_rows(rows: pd.DataFrame, classes: Sequence[str], where: str | Path) -> pd.DataFrame:
-    """Labelled rows that decoded; a class left without any is one line (nothing can oversample it)."""
-    train = rows[rows["ok"] & (rows["y"] >= 0)]
-    present = np.bincount(train["y"].to_numpy(np.int64), minlength=len(classes))
-    if (present == 0).any():
-        missing = classes[int(np.flatnonzero(present == 0)[0])]
-        raise DataError(
-            f"class {missing!r} has no readable training images",
-            path=where,
-            hint="see results/samples/check.json for the unreadable files",
-        )
-    return train

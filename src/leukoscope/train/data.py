@@ -64,39 +64,6 @@ def load_splits(cfg: RunConfig) -> dict[str, pd.DataFrame]:
     return splits
 
 
-def choose_classes(train: pd.DataFrame, cfg: RunConfig) -> list[str]:
-    """The configured classes, or those labelled in the training split; at least two must have images."""
-    from leukoscope.data.table import class_names
-
-    present = class_names(train)
-    classes = list(cfg.data.classes) if cfg.data.classes else present
-    missing = [c for c in classes if c not in present]
-    if missing:
-        raise DataError(
-            f"class {missing[0]!r} has no training images",
-            path=cfg.data.data,
-            hint=f"classes found: {', '.join(present) or 'none'}",
-        )
-    if len(classes) < 2:
-        only = classes[0] if classes else "none"
-        raise DataError(
-            f"the training data has only one class ({only})",
-            path=cfg.data.data,
-            hint="a classifier needs images of at least two classes",
-        )
-    return classes
-
-
-def positive_class(class_names: list[str], cfg: RunConfig) -> str | None:
-    """Two classes: the configured positive class, else 'all' (the leukemic blast) when present."""
-    if len(class_names) != 2:
-        return None
-    chosen = cfg.data.positive_class or ("all" if "all" in class_names else class_names[1])
-    if chosen not in class_names:
-        raise ConfigError(f"data.positive_class {chosen!r} is not one of the classes {class_names}")
-    return chosen
-
-
 def sample_frame(
     splits: dict[str, pd.DataFrame], class_names: list[str], names: tuple[str, ...] = FIT_SPLITS
 ) -> pd.DataFrame:
@@ -115,10 +82,11 @@ def sample_frame(
 
 
 def prepare_data(cfg: RunConfig) -> TrainingData:
+    from leukoscope.data.protocols import choose_classes
     from leukoscope.preprocess import PreprocessCache, resolve_normalization
 
     splits = load_splits(cfg)
-    class_names = choose_classes(splits["train"], cfg)
+    class_names = choose_classes(splits["train"], cfg.data.classes, cfg.data.data, setting="data.classes")
     frame = sample_frame(splits, class_names)  # test is never cached or seen here
     if not (frame["split"] == "val").any():
         raise DataError("no validation images", path=cfg.data.data, hint="pass --val or --val-fold")
@@ -137,6 +105,7 @@ def prepare_data(cfg: RunConfig) -> TrainingData:
 
 def fit_inputs_from_config(cfg: RunConfig) -> tuple[Any, TrainingData]:
     """(FitInputs, TrainingData): the training rows (oversampled when asked), validation, statistics."""
+    from leukoscope.data.protocols import choose_positive
     from leukoscope.preprocess.balance import oversample_indices
     from leukoscope.train.input import ImageSource
     from leukoscope.train.inputs import FitInputs
@@ -152,7 +121,7 @@ def fit_inputs_from_config(cfg: RunConfig) -> tuple[Any, TrainingData]:
         val=ImageSource.from_array(data.images, val_rows, y[val_rows]),
         class_names=data.class_names,
         preprocess=data.preprocess,
-        positive_class=positive_class(data.class_names, cfg),
+        positive_class=choose_positive(data.class_names, cfg.data.positive_class, "data.positive_class"),
         fingerprint=data.cache_dir.name if data.cache_dir is not None else "",
         data_summary=data_summary(data),
     )
