@@ -4,7 +4,7 @@
     from leukoscope.workflow.script import run
 
     def main(smk):
-        from leukoscope.preprocess.artifacts import crop_stage  # imported after `run` set the job up
+        from leukoscope.preprocess.stages import crop_stage  # imported after `run` set the job up
         crop_stage(smk.input.sheet, ..., workers=smk.threads)  # the stage's one implementation
 
     run(snakemake, main)  # noqa: F821   (device=True: TensorFlow jobs, see below)
