@@ -171,7 +171,7 @@ def _commands(settings: Settings, folder: Path) -> tuple[list[str], list[str], s
 
     exe = Path(sys.executable).with_name("leukoscope")
     config = folder / "config.yaml"
-    bare = [*runner.snakemake_command(), "-s", str(runner.snakefile()), "--directory", str(folder),
+    bare = [sys.executable, "-m", "snakemake", "-s", str(runner.snakefile()), "--directory", str(folder),
             "--configfile", str(config), "--cores", "all"]  # fmt: skip
     if not settings.tiny:
         demo = [

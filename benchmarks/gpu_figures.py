@@ -139,7 +139,7 @@ def input_rate_per_core() -> tuple[float, str] | None:
 
 def input_projection(res: dict[str, Any]) -> dict[str, Any]:
     """Per job: the input rate the measured GPU speed needs vs what the job's cores would deliver."""
-    from leukoscope.workflow.gpus import train_threads
+    from leukoscope.workflow.machine import train_threads
 
     per_core = input_rate_per_core()
     if per_core is None:

@@ -57,7 +57,7 @@ def workflow_config(spec: dict[str, Any]) -> Any:
 
 def main(spec_path: str, result_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
-    from leukoscope.workflow import gpus
+    from leukoscope.workflow import machine as gpus
 
     gpus.set_threads(int(spec.get("threads") or os.cpu_count() or 1))  # the rule's `threads`: all cores
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from leukoscope.data import known
-from leukoscope.data.download import MARKER, DatasetRequest, download_stage, fetch, verify_cnmc
+from leukoscope.data.download import MARKER, DatasetConfig, download_stage, fetch, verify_cnmc
 from leukoscope.data.readers import read_dataset
 from leukoscope.data.synth import write_cnmc_synth
 from leukoscope.errors import ConfigError, DataError
@@ -97,9 +97,9 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def url_request(dest: Path, server: Server, name: str, **kw: object) -> DatasetRequest:
+def url_request(dest: Path, server: Server, name: str, **kw: object) -> DatasetConfig:
     values = {"source": "url", "path": str(dest), "url": server.url(name), "sha256": sha(server.payload)}
-    return DatasetRequest.from_mapping({"verify": False, **values, **kw})
+    return DatasetConfig.from_mapping({"verify": False, **values, **kw})
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -222,7 +222,7 @@ def test_verification_is_the_default_and_never_fails_a_users_own_data(
 ) -> None:
     from leukoscope.workflow.config import WorkflowConfig
 
-    assert DatasetRequest().verify is True and WorkflowConfig().dataset.verify is True
+    assert DatasetConfig().verify is True and WorkflowConfig().dataset.verify is True
     synthetic = tmp_path / "synth" / "C-NMC_Leukemia"  # C-NMC's layout, not its files (the demo's kind)
     write_cnmc_synth(synthetic, **SYNTH)
     folders = tmp_path / "cells"  # class folders: no manifest describes them
@@ -232,22 +232,22 @@ def test_verification_is_the_default_and_never_fails_a_users_own_data(
             (synthetic / "training_data").rglob("*.bmp").__next__().read_bytes()
         )
     with caplog.at_level("INFO", logger="leukoscope.data.download"):
-        own = fetch(DatasetRequest(source="local", path=str(synthetic)))["verification"]
-        other = fetch(DatasetRequest(source="local", path=str(folders)))["verification"]
+        own = fetch(DatasetConfig(source="local", path=str(synthetic)))["verification"]
+        other = fetch(DatasetConfig(source="local", path=str(folders)))["verification"]
     assert own["verified"] is False and "not C-NMC 2019's file list" in own["skipped"]
     assert other["verified"] is False and "only C-NMC 2019 has a manifest" in other["skipped"]
     assert "checksums are not verified" in caplog.text and "nothing to verify" in caplog.text
     # a local copy whose file list is C-NMC's is checked: identical passes, one changed byte is one line
     manifest = _manifest_of(synthetic)
     monkeypatch.setattr(known, "cnmc_manifest", lambda: manifest)
-    checked = fetch(DatasetRequest(source="local", path=str(synthetic)))["verification"]
+    checked = fetch(DatasetConfig(source="local", path=str(synthetic)))["verification"]
     assert checked["verified"] is True and checked["files_checked"] == len(manifest)
     victim = next((synthetic / "training_data").rglob("*.bmp"))
     data = bytearray(victim.read_bytes())
     data[-1] ^= 0x01
     victim.write_bytes(bytes(data))
     with pytest.raises(DataError, match=r"not the real C-NMC 2019 \(1 files differ") as info:
-        fetch(DatasetRequest(source="local", path=str(synthetic)))
+        fetch(DatasetConfig(source="local", path=str(synthetic)))
     assert "\n" not in str(info.value) and "restore it from the source" in str(info.value)
 
 
@@ -282,20 +282,20 @@ def test_never_overwrites_a_folder_it_did_not_make(tmp_path: Path, server: Serve
 
 def test_synthetic_and_local_sources(tmp_path: Path) -> None:
     dest = tmp_path / "res" / "synth"
-    request = DatasetRequest.from_mapping({"source": "synthetic", "path": str(dest), "synthetic": SYNTH})
+    request = DatasetConfig.from_mapping({"source": "synthetic", "path": str(dest), "synthetic": SYNTH})
     record = fetch(request)
     assert record["verification"]["verified"] is False and "synthetic" in record["verification"]["skipped"]
     assert record["synthetic"]["subjects"] == 3 and len(read_dataset(dest)) == record["files"] - 1
     assert fetch(request)["reused"] is True
-    changed = DatasetRequest.from_mapping(
+    changed = DatasetConfig.from_mapping(
         {"source": "synthetic", "path": str(dest), "synthetic": {**SYNTH, "seed": 6}}
     )
     assert fetch(changed)["reused"] is False  # its own earlier download is replaced
     assert leftovers(dest.parent) == ["synth"]
-    local = fetch(DatasetRequest(source="local", path=str(dest), verify=False))
+    local = fetch(DatasetConfig(source="local", path=str(dest), verify=False))
     assert local["path"] == str(dest) and local["files"] == record["files"]
     with pytest.raises(DataError, match="dataset folder not found"):
-        fetch(DatasetRequest(source="local", path=str(tmp_path / "absent")))
+        fetch(DatasetConfig(source="local", path=str(tmp_path / "absent")))
 
 
 @pytest.mark.parametrize(
@@ -309,7 +309,7 @@ def test_synthetic_and_local_sources(tmp_path: Path) -> None:
 )
 def test_bad_settings_are_one_line(values: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        DatasetRequest.from_mapping(values)
+        DatasetConfig.from_mapping(values)
 
 
 def test_the_workflow_config_section_is_accepted() -> None:
@@ -317,7 +317,7 @@ def test_the_workflow_config_section_is_accepted() -> None:
     section = {"source": "synthetic", "path": "r/x", "url": None, "sha256": None, "kaggle": None,
                "verify": False, "classes": None, "positive_class": "all", "limit_per_class": 3,
                "synthetic": SYNTH}  # fmt: skip
-    request = DatasetRequest.from_mapping(section)
+    request = DatasetConfig.from_mapping(section)
     assert request.kaggle == "andrewmvd/leukemia-classification" and request.synthetic.subjects == 3
 
 
@@ -328,7 +328,7 @@ def test_kaggle_needs_credentials_then_the_package(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kaggle of the machine running the tests
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
-    request = DatasetRequest(source="kaggle", path=str(tmp_path / "res" / "C-NMC_Leukemia"), verify=False)
+    request = DatasetConfig(source="kaggle", path=str(tmp_path / "res" / "C-NMC_Leukemia"), verify=False)
     with pytest.raises(ConfigError, match="no Kaggle API credentials"):
         fetch(request)
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
@@ -373,7 +373,7 @@ def test_kaggle_needs_credentials_then_the_package(
         raise SystemExit(1)
 
     monkeypatch.setattr(KaggleApi, "authenticate", refuse)
-    again = DatasetRequest(source="kaggle", path=str(tmp_path / "res2" / "C-NMC_Leukemia"), verify=False)
+    again = DatasetConfig(source="kaggle", path=str(tmp_path / "res2" / "C-NMC_Leukemia"), verify=False)
     with pytest.raises(ConfigError, match="the Kaggle API refused the credentials"):
         fetch(again)
     assert "Authentication required" not in capsys.readouterr().out

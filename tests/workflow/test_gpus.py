@@ -3,19 +3,31 @@ asked; more GPUs asked for than exist is one line at start; CPU threads split.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from leukoscope.errors import ConfigError
-from leukoscope.workflow import gpus
+from leukoscope.workflow import machine as gpus
+
+
+@contextlib.contextmanager
+def holding(lock_dir: Path, pool: list[str], jobs_per_gpu: int = 1) -> Iterator[str | None]:
+    """claim_gpu for a block: the slot is given back at its end."""
+    try:
+        yield gpus.claim_gpu(lock_dir, pool, jobs_per_gpu=jobs_per_gpu)
+    finally:
+        gpus.release_gpus()
+
 
 HOLD = """
 import os, sys, time
-from leukoscope.workflow import gpus
+from leukoscope.workflow import machine as gpus
 slots = int(sys.argv[3]) if len(sys.argv) > 3 else None
 try:
     gpu = gpus.claim_gpu(sys.argv[1], sys.argv[2].split(","), wait_s=float(os.environ.get("WAIT_S", "3600")),
@@ -56,14 +68,14 @@ def test_two_jobs_get_two_gpus_and_a_killed_job_frees_its_own(
         assert holder.stdout is not None
         held, growth, _ = holder.stdout.readline().split()
         assert held == "0" and growth == "None"  # a GPU of its own: TensorFlow's default memory use
-        with gpus.holding(tmp_path, ["0", "1"]) as mine:
+        with holding(tmp_path, ["0", "1"]) as mine:
             assert mine == "1" and os.environ["CUDA_VISIBLE_DEVICES"] == "1"
             with pytest.raises(ConfigError, match="no free GPU slot"):
                 gpus.claim_gpu(tmp_path, ["0", "1"], wait_s=0.1)
     finally:
         holder.kill()
         holder.wait()
-    with gpus.holding(tmp_path, ["0", "1"]) as mine:
+    with holding(tmp_path, ["0", "1"]) as mine:
         assert mine == "0"  # the killed holder's lock went with its process
 
 

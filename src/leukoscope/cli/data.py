@@ -176,10 +176,10 @@ def fetch(
     as_json: bool = typer.Option(False, "--json", help="Print the record as one JSON object on stdout."),
 ) -> None:
     """Download C-NMC 2019 (Kaggle or a zip URL) or check a local copy; nothing half-done is left behind."""
-    from leukoscope.data.download import DatasetRequest
+    from leukoscope.data.download import DatasetConfig
     from leukoscope.data.download import fetch as fetch_dataset
 
-    request = DatasetRequest(
+    request = DatasetConfig(
         source=source, path=str(out), url=url, sha256=sha256, kaggle=kaggle, verify=verify
     )
     with console.status(f"fetching into {out}"):

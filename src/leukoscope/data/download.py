@@ -1,3 +1,4 @@
+# ruff: noqa: RUF009  (`opt` returns a dataclasses.field)
 """Put a dataset in place: C-NMC 2019 from Kaggle or from a URL of a zip, a local folder, or a synthetic copy.
 
 The workflow's `download` rule (`download_stage`, a local rule: it runs where there is internet) and
@@ -20,12 +21,14 @@ import re
 import shutil
 import tempfile
 import time
+import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from leukoscope._io import write_json
+from leukoscope.config import _build, opt
 from leukoscope.data.hashing import file_digest
 from leukoscope.data.readers.cnmc import find_root
 from leukoscope.data.remote import KAGGLE_SLUG, TIMEOUT_S, Progress, download_file, kaggle_download, unpack
@@ -33,52 +36,60 @@ from leukoscope.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("local", "url", "kaggle", "synthetic")
+Source = Literal["local", "url", "kaggle", "synthetic"]
+SOURCES = typing.get_args(Source)
 MARKER = ".leukoscope-download.json"  # hidden: readers and `data check` skip it
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-@dataclass(frozen=True)
-class SyntheticSpec:
-    """`leukoscope.data.synth.write_cnmc_synth` arguments."""
+@dataclass
+class SyntheticConfig:
+    """`leukoscope.data.synth.write_cnmc_synth`'s settings (dataset.source = synthetic)."""
 
-    subjects: int = 12
-    cells_per_subject: int = 30
-    prelim: int = 0
-    final: int = 0
-    size: int = 450
-    seed: int = 0
-    difficulty: float = 0.5
+    subjects: int = opt(12, "training subjects (2:1 ALL:HEM, dealt over 3 folds)", minimum=3)
+    cells_per_subject: int = opt(30, "cells per training subject", minimum=1)
+    prelim: int = opt(0, "labelled preliminary-test cells (new subjects)", minimum=0)
+    final: int = opt(0, "unlabelled final-test cells (new subjects, 600x600 like C-NMC)", minimum=0)
+    size: int = opt(450, "image side in pixels (C-NMC: 450)", minimum=32, maximum=2048)
+    seed: int = opt(0, "generator seed: the same seed gives byte-identical files")
+    difficulty: float = opt(0.5, "0: separable classes, 1: chance", minimum=0.0, maximum=1.0)
 
 
-@dataclass(frozen=True)
-class DatasetRequest:
-    """What to put where: the workflow's `dataset` config section (same field names)."""
+@dataclass
+class DatasetConfig:
+    """The workflow's `dataset` section: what to put where (`fetch`), then how to read it (the samples
+    rule: classes, positive class, caps, unreadable files)."""
 
-    source: str = "kaggle"
-    path: str = "resources/C-NMC_Leukemia"
-    url: str = ""
-    sha256: str = ""
-    kaggle: str = KAGGLE_SLUG
-    verify: bool = True
-    synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
+    source: Source = opt(
+        "local", "local: dataset.path exists; url / kaggle / synthetic: the download rule makes it"
+    )
+    path: str = opt(
+        "resources/C-NMC_Leukemia",
+        "dataset root in any layout the readers know (C-NMC, ALL-IDB2, class folders, CSV manifest); "
+        "relative to the working directory",
+    )
+    url: str | None = opt(None, "source url: archive to download and unpack")
+    sha256: str | None = opt(None, "source url: expected SHA-256 of the archive")
+    kaggle: str = opt(KAGGLE_SLUG, "source kaggle: dataset slug (owner/name; default C-NMC 2019's)")
+    verify: bool = opt(
+        True,
+        "check a C-NMC download file by file (sha256) against the embedded manifest; a local copy only when "
+        "its file list is C-NMC's; other data: a no-op with a note",
+    )
+    synthetic: SyntheticConfig = opt(
+        factory=SyntheticConfig, help="source synthetic: the generator's settings"
+    )
+    classes: list[str] | None = opt(None, "restrict to / order these classes (default: the data's)")
+    positive_class: str | None = opt(None, "two classes: the sigmoid's class (default: 'all' when present)")
+    limit_per_class: int | None = opt(None, "cap images per class and split (smoke runs)", minimum=1)
+    skip_unreadable: bool = opt(
+        False, "false: unreadable images stop the samples rule (listed); true: they are left out"
+    )
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> DatasetRequest:
-        """From the config's `dataset` section; its reader settings (classes, ...) are not ours, None is
-        the default."""
-        data = {f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None}
-        synth = data.get("synthetic") or {}
-        if not isinstance(synth, SyntheticSpec):
-            names = {f.name for f in fields(SyntheticSpec)}
-            bad = sorted(set(synth) - names)
-            if bad:
-                raise ConfigError(
-                    f"unknown dataset.synthetic setting {bad[0]!r}", hint=f"known: {', '.join(sorted(names))}"
-                )
-            synth = SyntheticSpec(**synth)
-        data["synthetic"] = synth
-        request = cls(**data)
+    def from_mapping(cls, values: Mapping[str, Any]) -> DatasetConfig:
+        """From a `dataset` mapping (None: the default), checked (one line naming the key)."""
+        request = _build(cls, {k: v for k, v in values.items() if v is not None}, "dataset.")
         request.validate()
         return request
 
@@ -92,7 +103,7 @@ class DatasetRequest:
         if self.source == "url":
             if not self.url:
                 raise ConfigError("dataset.source is url but dataset.url is empty", hint="give the zip's URL")
-            if not _SHA256.match(self.sha256.strip().lower()):
+            if not _SHA256.match((self.sha256 or "").strip().lower()):
                 raise ConfigError(
                     "dataset.sha256 must be the zip's sha256 (64 hex digits)",
                     hint="a download is only taken when its checksum is known: `sha256sum FILE.zip`",
@@ -105,7 +116,7 @@ class DatasetRequest:
     def identity(self) -> dict[str, Any]:
         """What decides the folder's content: a marker with the same identity means nothing to fetch."""
         if self.source == "url":
-            return {"source": "url", "url": self.url, "sha256": self.sha256.lower()}
+            return {"source": "url", "url": self.url, "sha256": (self.sha256 or "").lower()}
         if self.source == "kaggle":
             return {"source": "kaggle", "kaggle": self.kaggle}
         if self.source == "synthetic":
@@ -114,7 +125,7 @@ class DatasetRequest:
 
 
 def fetch(
-    request: DatasetRequest,
+    request: DatasetConfig,
     *,
     timeout: float = TIMEOUT_S,
     progress: Progress | None = None,
@@ -137,9 +148,7 @@ def fetch(
 
 def download_stage(dataset: Mapping[str, Any], record_out: str | Path) -> dict:
     """The workflow's `download` rule: `fetch` the `dataset` config section, logging its progress."""
-    record = fetch(
-        DatasetRequest.from_mapping(dict(dataset)), progress=_log_progress(), record_out=record_out
-    )
+    record = fetch(DatasetConfig.from_mapping(dict(dataset)), progress=_log_progress(), record_out=record_out)
     verified = record["verification"].get("verified")
     log.info("%s: %d files, verified: %s", record["path"], record["files"], verified)
     return record
@@ -161,7 +170,7 @@ def _log_progress() -> Progress:
 # -- sources ----------------------------------------------------------------------------------------------
 
 
-def _local(request: DatasetRequest, dest: Path) -> dict:
+def _local(request: DatasetConfig, dest: Path) -> dict:
     from leukoscope.data.readers import detect_layout
 
     if not dest.exists():
@@ -176,7 +185,7 @@ def _local(request: DatasetRequest, dest: Path) -> dict:
     return _record(request, dest, root, verification, reused=True)
 
 
-def _reuse(request: DatasetRequest, dest: Path) -> dict | None:
+def _reuse(request: DatasetConfig, dest: Path) -> dict | None:
     """The existing folder's record when it is this very request's finished download, else None."""
     marker = _read_marker(dest)
     if marker is None:
@@ -202,7 +211,7 @@ def _reuse(request: DatasetRequest, dest: Path) -> dict | None:
     return {**marker["record"], "reused": True}
 
 
-def _fetch_into_place(request: DatasetRequest, dest: Path, timeout: float, progress: Progress | None) -> dict:
+def _fetch_into_place(request: DatasetConfig, dest: Path, timeout: float, progress: Progress | None) -> dict:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _scratch(dest, "work") as work:
         if request.source == "synthetic":
@@ -293,7 +302,7 @@ def _verify(root: Path, wanted: bool, layout: str, own_copy: bool = False) -> di
 
 
 def _record(
-    request: DatasetRequest, dest: Path, root: Path, verification: dict, *, reused: bool, **details: Any
+    request: DatasetConfig, dest: Path, root: Path, verification: dict, *, reused: bool, **details: Any
 ) -> dict:
     """`path` is `dest` (where `root` is or is about to be renamed to): what the readers are given."""
     files = [p for p in _walk(root) if p.name != MARKER]

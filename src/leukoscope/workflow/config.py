@@ -32,9 +32,9 @@ from leukoscope.config import (
     opt,
     yaml_on_key,
 )
+from leukoscope.data.download import DatasetConfig
 from leukoscope.errors import ConfigError
 
-Source = Literal["local", "url", "kaggle", "synthetic"]
 Protocol = Literal["paper", "heldout", "cv"]
 TargetRule = Literal["auto", "balance"]
 StatsImages = Literal["augmented", "original"]
@@ -43,48 +43,6 @@ SelectMetric = Literal["weighted_f1", "accuracy", "roc_auc"]
 PAPER_BACKBONES = ["densenet201", "efficientnetb2"]
 PAPER_LOSSES = ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"]
 _AUG, _TRAIN = AugmentConfig(), TrainConfig()
-
-
-@dataclass
-class SyntheticConfig:
-    """`leukoscope.data.synth.write_cnmc_synth`'s settings (dataset.source = synthetic)."""
-
-    subjects: int = opt(12, "training subjects (2:1 ALL:HEM, dealt over 3 folds)", minimum=3)
-    cells_per_subject: int = opt(30, "cells per training subject", minimum=1)
-    prelim: int = opt(0, "labelled preliminary-test cells (new subjects)", minimum=0)
-    final: int = opt(0, "unlabelled final-test cells (new subjects, 600x600 like C-NMC)", minimum=0)
-    size: int = opt(450, "image side in pixels (C-NMC: 450)", minimum=32, maximum=2048)
-    seed: int = opt(0, "generator seed: the same seed gives byte-identical files")
-    difficulty: float = opt(0.5, "0: separable classes, 1: chance", minimum=0.0, maximum=1.0)
-
-
-@dataclass
-class DatasetConfig:
-    source: Source = opt(
-        "local", "local: dataset.path exists; url / kaggle / synthetic: the download rule makes it"
-    )
-    path: str = opt(
-        "resources/C-NMC_Leukemia",
-        "dataset root in any layout the readers know (C-NMC, ALL-IDB2, class folders, CSV manifest); "
-        "relative to the working directory",
-    )
-    url: str | None = opt(None, "source url: archive to download and unpack")
-    sha256: str | None = opt(None, "source url: expected SHA-256 of the archive")
-    kaggle: str | None = opt(None, "source kaggle: dataset slug (owner/name)")
-    verify: bool = opt(
-        True,
-        "check a C-NMC download file by file (sha256) against the embedded manifest; a local copy only when "
-        "its file list is C-NMC's; other data: a no-op with a note",
-    )
-    synthetic: SyntheticConfig = opt(
-        factory=SyntheticConfig, help="source synthetic: the generator's settings"
-    )
-    classes: list[str] | None = opt(None, "restrict to / order these classes (default: the data's)")
-    positive_class: str | None = opt(None, "two classes: the sigmoid's class (default: 'all' when present)")
-    limit_per_class: int | None = opt(None, "cap images per class and split (smoke runs)", minimum=1)
-    skip_unreadable: bool = opt(
-        False, "false: unreadable images stop the samples rule (listed); true: they are left out"
-    )
 
 
 @dataclass
@@ -256,10 +214,7 @@ class WorkflowConfig:
         ):
             if not values or len(set(values)) != len(values):
                 raise ConfigError(f"{key} must list at least one value, each once, got {values}")
-        if self.dataset.source == "url" and not self.dataset.url:
-            raise ConfigError("dataset.source is url but dataset.url is empty")
-        if self.dataset.source == "kaggle" and not self.dataset.kaggle:
-            raise ConfigError("dataset.source is kaggle but dataset.kaggle is empty")
+        self.dataset.validate()
         weights = self.model.weights.strip().lower()
         if weights not in ("imagenet", "none") and len(self.grid.backbones) > 1:
             raise ConfigError(

@@ -11,7 +11,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +38,6 @@ def snakefile() -> Path:
     return path
 
 
-def snakemake_command() -> list[str]:
-    return [sys.executable, "-m", "snakemake"]
-
-
-@contextlib.contextmanager
-def working_directory(path: Path) -> Iterator[None]:
-    old = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def base_config() -> Path:
     """The repository's config.yaml: the base every run starts from (the Snakefile loads it too)."""
     return snakefile().parent / "config.yaml"
@@ -70,7 +56,7 @@ def preflight_file(configfile: Path, workdir: Path) -> WorkflowConfig:
     """What the Snakefile checks at parse time and at start, here: (checked config) or one error line."""
     from leukoscope.workflow import plan
 
-    with working_directory(workdir):
+    with contextlib.chdir(workdir):
         cfg = plan.load(merged_config(configfile), source=str(configfile), check_data=False)
         plan.preflight(cfg)
     cfg.check_names()  # last: it imports Keras
@@ -88,18 +74,9 @@ def run(
 ) -> list[str]:
     """Run the workflow in `workdir`; its output lines. `echo(line)` shows them as they come."""
     cmd = [
-        *snakemake_command(),
-        "-s",
-        str(snakefile()),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(configfile),
-        "--cores",
-        cores,
-        *extra,
-        *targets,
-    ]
+        sys.executable, "-m", "snakemake", "-s", str(snakefile()), "--directory", str(workdir),
+        "--configfile", str(configfile), "--cores", cores, *extra, *targets,
+    ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     lines: list[str] = []
     with subprocess.Popen(

@@ -10,7 +10,7 @@
     run(snakemake, main)  # noqa: F821   (device=True: TensorFlow jobs, see below)
 
 `main` only maps the rule's files and params onto one package call, the same the CLI makes. With
-`device=True` the job's threads and its GPU slot (`leukoscope.workflow.gpus`) are settled before `main`
+`device=True` the job's threads and its GPU slot (`leukoscope.workflow.machine`) are settled before `main`
 imports TensorFlow; `smk.gpu` is the GPU id it got (None on a CPU).
 
 stderr and the `leukoscope` loggers go to the rule's log file; a `LeukoScopeError` (bad data, a bad
@@ -71,12 +71,12 @@ def threads(smk: Any) -> int:
 def _settle_device(smk: Any) -> None:
     """Before TensorFlow starts: the job's threads, then one GPU slot (rules without `gpu_locks` stay
     on the CPU: a few dozen images are not worth a GPU nobody locked)."""
-    from leukoscope.workflow import gpus
+    from leukoscope.workflow import machine
 
-    gpus.set_threads(threads(smk))
+    machine.set_threads(threads(smk))
     locks = getattr(smk.params, "gpu_locks", None)
     if locks:
-        smk.gpu = gpus.claim_gpu(locks)
+        smk.gpu = machine.claim_gpu(locks)
     else:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         smk.gpu = None
