@@ -88,7 +88,7 @@ def test_the_train_rule_trains_on_the_preprocessing_files(
 
     from leukoscope.data.synth import write_cnmc_synth
     from leukoscope.train.artifacts import train_stage
-    from leukoscope.workflow import plan, schema
+    from leukoscope.workflow import plan
     from leukoscope.workflow.config import WorkflowConfig
     from preprocess.helpers import stage_chain
 
@@ -102,7 +102,7 @@ def test_the_train_rule_trains_on_the_preprocessing_files(
         "grid": {"backbones": ["simplecnn"], "losses": ["weighted_bce"], "seeds": [1]},
     }
     f = stage_chain(data, tmp_path / "files", **overrides)
-    cfg = WorkflowConfig.from_dict(schema.check(overrides))
+    cfg = WorkflowConfig.from_dict(overrides)
     model = tmp_path / "model" / "model.keras"
     with caplog.at_level(logging.INFO, logger="leukoscope.train.artifacts"):
         out = train_stage(

@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from leukoscope.config import opt
 from leukoscope.errors import DataError
 
 PROTOCOLS = ("paper", "heldout", "cv")
@@ -26,6 +28,18 @@ PROTOCOL_ALIASES = {"official": "heldout"}
 EVAL_ROLES = {"val", "valid", "validation", "test", "testing", "prelim"}
 TEST_ROLES = {"test", "testing", "prelim"}
 CV_HINT = "use protocol: cv (subject-grouped folds of your own data)"
+
+
+@dataclass
+class CvConfig:
+    folds: int = opt(3, "number of subject-grouped folds (C-NMC's own when 3)", minimum=2)
+    inner_fraction: float = opt(
+        0.2,
+        "share of each outer fold's training subjects that validates (early stopping, loss and ensemble "
+        "choice), grouped by subject, stratified by class",
+        minimum=0.01,
+        maximum=0.9,
+    )
 
 
 def canonical_protocol(protocol: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,21 @@ import numpy as np
 import pandas as pd
 
 from leukoscope._io import atomic_path, read_json, write_json
+from leukoscope.config import opt
 from leukoscope.errors import DataError
 
 log = logging.getLogger(__name__)
 KEY = ["split", "path"]
+
+
+@dataclass
+class EvaluateConfig:
+    threshold: float = opt(0.5, "two classes: P(positive) >= threshold", minimum=0.0, maximum=1.0)
+    batch_size: int = opt(64, "images per prediction batch", minimum=1)
+    bootstrap: int = opt(
+        1000, "subject-level bootstrap resamples for 95% intervals (0: none)", paper=False, minimum=0
+    )
+    bootstrap_seed: int = opt(0, "seed of the bootstrap resampling")
 
 
 def prob_columns(class_names: Sequence[str]) -> list[str]:

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF009  (`opt` returns a dataclasses.field)
 """Which models form the workflow's ensemble: per backbone, the loss with the best validation score.
 
 Validation only (never the scored test split); with several seeds, a loss's score is the mean of its
@@ -12,12 +13,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from leukoscope._io import atomic_path, read_json, write_json
+from leukoscope.config import opt
 
 log = logging.getLogger(__name__)
+
+
+SelectMetric = Literal["weighted_f1", "accuracy", "roc_auc"]
+
+
+@dataclass
+class EnsembleConfig:
+    select: SelectMetric = opt("weighted_f1", "validation metric that picks each backbone's loss")
 
 
 def seed_mean_score(record: Mapping[str, Any], metric: str) -> float | None:

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF009  (`opt` returns a dataclasses.field)
 """The workflow's data and preprocessing rules, one function each: files in, files out, a log line.
 
 - `samples_stage` (rule `samples`): the sample sheet, the data check and what the data decide of the
@@ -15,13 +16,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from leukoscope._io import atomic_path, write_json
+from leukoscope.config import AugmentConfig, TrainConfig, opt
 from leukoscope.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,44 @@ SHEET_SETTINGS = (  # the samples rule's settings that `build_sample_sheet` take
     "protocol", "folds", "val_fold", "val_fraction", "inner_fraction", "classes", "positive_class",
     "limit_per_class", "seed",
 )  # fmt: skip
+
+
+_AUG, _TRAIN = AugmentConfig(), TrainConfig()  # the offline stage draws as the online one does
+TargetRule = Literal["auto", "balance"]
+StatsImages = Literal["augmented", "original"]
+
+
+@dataclass
+class OfflineAugmentConfig:
+    """The offline augmentation stage: the oversampled, augmented training set (the paper's 20,050)."""
+
+    enabled: bool = opt(True, "false: the training set as cropped, no oversampling", paper=True)
+    target: TargetRule | dict[str, int] | None = opt(
+        "auto",
+        "samples per class after oversampling: auto (the paper's 10,778 HEM / 9,272 ALL on C-NMC under "
+        "paper / heldout, else balance), balance (every class to the largest's count; null too), or a "
+        "{class: count} mapping naming every class",
+        paper=True,
+    )
+    total: int | None = opt(
+        None, "balance / auto without the paper's counts: this many samples in all", minimum=2
+    )
+    keep_originals: bool = opt(
+        True, "each image's first copy is kept as it is; only extra copies are augmented"
+    )
+    hflip: bool = opt(_AUG.hflip, "random horizontal flips", paper=True)
+    vflip: bool = opt(_AUG.vflip, "random vertical flips", paper=True)
+    rotation: float = opt(_AUG.rotation, "random rotation, degrees in [-r, r]", minimum=0.0)
+    clahe_p: float = opt(_AUG.clahe_p, "probability of CLAHE", paper=True, minimum=0.0, maximum=1.0)
+    shards: int = opt(8, "number of .npy shards the set is written as", paper=False, minimum=1)
+    seed: int = opt(_TRAIN.seed, "seed of the oversampling and the augmentation draws")
+
+
+@dataclass
+class StatsConfig:
+    images: StatsImages = opt(
+        "augmented", "mean/std over the augmented training set (what the network sees) or the originals"
+    )
 
 
 def _read_json(path: str | Path) -> dict[str, Any]:

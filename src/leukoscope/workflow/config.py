@@ -33,16 +33,17 @@ from leukoscope.config import (
     yaml_on_key,
 )
 from leukoscope.data.download import DatasetConfig
+from leukoscope.data.protocols import CvConfig
 from leukoscope.errors import ConfigError
+from leukoscope.evaluate.predictions import EvaluateConfig
+from leukoscope.experiments.selection import EnsembleConfig
+from leukoscope.preprocess.stages import OfflineAugmentConfig, StatsConfig
 
 Protocol = Literal["paper", "heldout", "cv"]
-TargetRule = Literal["auto", "balance"]
-StatsImages = Literal["augmented", "original"]
-SelectMetric = Literal["weighted_f1", "accuracy", "roc_auc"]
 
 PAPER_BACKBONES = ["densenet201", "efficientnetb2"]
 PAPER_LOSSES = ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"]
-_AUG, _TRAIN = AugmentConfig(), TrainConfig()
+_TRAIN = TrainConfig()
 
 
 @dataclass
@@ -71,39 +72,6 @@ class PreprocessSection(PreprocessConfig):
 
 
 @dataclass
-class AugmentSection:
-    """The offline augmentation stage: the oversampled, augmented training set (the paper's 20,050)."""
-
-    enabled: bool = opt(True, "false: the training set as cropped, no oversampling", paper=True)
-    target: TargetRule | dict[str, int] | None = opt(
-        "auto",
-        "samples per class after oversampling: auto (the paper's 10,778 HEM / 9,272 ALL on C-NMC under "
-        "paper / heldout, else balance), balance (every class to the largest's count; null too), or a "
-        "{class: count} mapping naming every class",
-        paper=True,
-    )
-    total: int | None = opt(
-        None, "balance / auto without the paper's counts: this many samples in all", minimum=2
-    )
-    keep_originals: bool = opt(
-        True, "each image's first copy is kept as it is; only extra copies are augmented"
-    )
-    hflip: bool = opt(_AUG.hflip, "random horizontal flips", paper=True)
-    vflip: bool = opt(_AUG.vflip, "random vertical flips", paper=True)
-    rotation: float = opt(_AUG.rotation, "random rotation, degrees in [-r, r]", minimum=0.0)
-    clahe_p: float = opt(_AUG.clahe_p, "probability of CLAHE", paper=True, minimum=0.0, maximum=1.0)
-    shards: int = opt(8, "number of .npy shards the set is written as", paper=False, minimum=1)
-    seed: int = opt(_TRAIN.seed, "seed of the oversampling and the augmentation draws")
-
-
-@dataclass
-class StatsSection:
-    images: StatsImages = opt(
-        "augmented", "mean/std over the augmented training set (what the network sees) or the originals"
-    )
-
-
-@dataclass
 class TrainSection(TrainConfig):
     """The engine's training settings, with the online augmentation on top of the offline set."""
 
@@ -127,33 +95,6 @@ class ResourcesSection:
 
 
 @dataclass
-class EvaluateSection:
-    threshold: float = opt(0.5, "two classes: P(positive) >= threshold", minimum=0.0, maximum=1.0)
-    batch_size: int = opt(64, "images per prediction batch", minimum=1)
-    bootstrap: int = opt(
-        1000, "subject-level bootstrap resamples for 95% intervals (0: none)", paper=False, minimum=0
-    )
-    bootstrap_seed: int = opt(0, "seed of the bootstrap resampling")
-
-
-@dataclass
-class CvSection:
-    folds: int = opt(3, "number of subject-grouped folds (C-NMC's own when 3)", minimum=2)
-    inner_fraction: float = opt(
-        0.2,
-        "share of each outer fold's training subjects that validates (early stopping, loss and ensemble "
-        "choice), grouped by subject, stratified by class",
-        minimum=0.01,
-        maximum=0.9,
-    )
-
-
-@dataclass
-class EnsembleSection:
-    select: SelectMetric = opt("weighted_f1", "validation metric that picks each backbone's loss")
-
-
-@dataclass
 class WorkflowConfig:
     dataset: DatasetConfig = opt(factory=DatasetConfig, help="where the images come from")
     protocol: Protocol = opt(
@@ -169,24 +110,22 @@ class WorkflowConfig:
         minimum=0.01,
         maximum=0.99,
     )
-    cv: CvSection = opt(factory=CvSection, help="protocol cv: outer folds and the inner validation split")
+    cv: CvConfig = opt(factory=CvConfig, help="protocol cv: outer folds and the inner validation split")
     grid: GridConfig = opt(factory=GridConfig, help="the backbone x loss training jobs")
     losses: dict[str, dict[str, Any]] = opt(
         factory=dict, help="per-loss parameters, e.g. focal_hinge: {gamma: 2.0}"
     )
     preprocess: PreprocessSection = opt(factory=PreprocessSection, help="the crop stage (the engine's)")
-    augment: AugmentSection = opt(factory=AugmentSection, help="the offline augment stage")
-    stats: StatsSection = opt(factory=StatsSection, help="the stats stage")
+    augment: OfflineAugmentConfig = opt(factory=OfflineAugmentConfig, help="the offline augment stage")
+    stats: StatsConfig = opt(factory=StatsConfig, help="the stats stage")
     model: ModelConfig = opt(factory=ModelConfig, help="the classifier (the engine's; backbones: grid)")
     train: TrainSection = opt(factory=TrainSection, help="the train jobs (the engine's)")
     optim: OptimConfig = opt(
         factory=OptimConfig, help="the optimizer (the engine's; the paper: Adam 1e-5, betas 0.7/0.999)"
     )
     resources: ResourcesSection = opt(factory=ResourcesSection, help="threads, GPUs, memory, runtime")
-    evaluate: EvaluateSection = opt(factory=EvaluateSection, help="predict / evaluate")
-    ensemble: EnsembleSection = opt(
-        factory=EnsembleSection, help="the ensemble of the best loss per backbone"
-    )
+    evaluate: EvaluateConfig = opt(factory=EvaluateConfig, help="predict / evaluate")
+    ensemble: EnsembleConfig = opt(factory=EnsembleConfig, help="the ensemble of the best loss per backbone")
 
     @classmethod
     def from_dict(
