@@ -19,8 +19,11 @@ wildcard_constraints:
     **plan.WILDCARDS,
 
 
-def shown(path, caption, category, subcategory=None, **labels):
-    """An output that goes into `snakemake --report`, with its caption file."""
+def shown(path, caption, subcategory=None, **labels):
+    """An output that goes into `snakemake --report`: its caption file, its category from its folder."""
+    category = {"tables": "Tables", "figures": "Figures"}.get(
+        path.split("/")[1], "Training curves"
+    )
     return report(
         path, f"../report/{caption}.rst", category, subcategory, labels=labels
     )

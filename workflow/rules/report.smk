@@ -18,7 +18,7 @@ rule tables:
         metrics=files_in([seed_files("", m, "metrics.json") for m in MODELS]),
     output:
         **{
-            f"{t}_csv": shown(f"results/tables/{t}.csv", t, "Tables", table=t)
+            f"{t}_csv": shown(f"results/tables/{t}.csv", t, table=t)
             for t in ("table1", "table2", "table3", "timing")
         },
         **{
@@ -57,27 +57,17 @@ rule figures:
         summary=rules.samples.output.summary,
     output:
         **{
-            f"curves_{b}": shown(
-                f"results/figures/curves_{b}.png",
-                "curves_backbone",
-                "Figures",
-                figure=f"curves_{b}",
-            )
-            for b in BACKBONES
+            name: shown(f"results/figures/{file}.png", caption, figure=name)
+            for name, file, caption in [
+                *(
+                    (f"curves_{b}", f"curves_{b}", "curves_backbone")
+                    for b in BACKBONES
+                ),
+                ("f1_heatmap", "f1_heatmap", "f1_heatmap"),
+                ("confusion", "confusion_matrices", "confusion"),
+                ("roc", "roc", "roc"),
+            ]
         },
-        f1_heatmap=shown(
-            "results/figures/f1_heatmap.png",
-            "f1_heatmap",
-            "Figures",
-            figure="f1_heatmap",
-        ),
-        confusion=shown(
-            "results/figures/confusion_matrices.png",
-            "confusion",
-            "Figures",
-            figure="confusion",
-        ),
-        roc=shown("results/figures/roc.png", "roc", "Figures", figure="roc"),
     log:
         "results/logs/figures.log",
     conda:
@@ -103,9 +93,7 @@ rule subjects:
         summary=rules.samples.output.summary,
         members=files_in(predictions()),
     output:
-        csv=shown(
-            "results/tables/subjects.csv", "subjects", "Tables", table="per subject"
-        ),
+        csv=shown("results/tables/subjects.csv", "subjects", table="per subject"),
         md="results/tables/subjects.md",
     log:
         "results/logs/subjects.log",
@@ -132,7 +120,6 @@ rule gradcam:
             f"gradcam_{b}": shown(
                 f"results/figures/gradcam_{b}.png",
                 "gradcam",
-                "Figures",
                 figure=f"Grad-CAM {b}",
             )
             for b in BACKBONES
@@ -164,14 +151,12 @@ rule cv_summary:
         csv=shown(
             "results/tables/cv_summary.csv",
             "cv_summary",
-            "Tables",
             table="cross-validation",
         ),
         md="results/tables/cv_summary.md",
         figure=shown(
             "results/figures/cv_f1.png",
             "cv_f1",
-            "Figures",
             figure="cross-validation F1",
         ),
     log:

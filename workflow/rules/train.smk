@@ -12,7 +12,6 @@ rule train:
         curves=shown(
             "results/{scope}models/{backbone}/{loss}/seed_{seed}/curves.png",
             "curves",
-            "Training curves",
             "{backbone}",
             backbone="{backbone}",
             loss="{loss}",
