@@ -199,7 +199,13 @@ def snakemake_on_slurm(
         "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
         "--workflow-profile", str(PROFILE), *CLUSTER_ARGS, *args,
     ]  # fmt: skip
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    # as on a login node: no GPU of this process's (another test's claimed GPU id must not leak in)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "CUDA_VISIBLE_DEVICES" and not k.startswith("LEUKOSCOPE_GPU")
+    }
+    env |= {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     log = open(workdir / f"snakemake-{time.strftime('%H%M%S')}-{os.getpid()}.log", "a")  # noqa: SIM115
     if background:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir)

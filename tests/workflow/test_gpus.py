@@ -16,6 +16,15 @@ from leukoscope.errors import ConfigError
 from leukoscope.workflow import machine as gpus
 
 
+@pytest.fixture(autouse=True)
+def _gpu_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """claim_gpu sets CUDA_VISIBLE_DEVICES (and memory settings) in this process: undone after each test,
+    or a later test in the same worker would see a GPU this machine does not have."""
+    for name in ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
 @contextlib.contextmanager
 def holding(lock_dir: Path, pool: list[str], jobs_per_gpu: int = 1) -> Iterator[str | None]:
     """claim_gpu for a block: the slot is given back at its end."""
