@@ -52,4 +52,6 @@ def test_gpus_requested_on_a_machine_without_them(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(hardware, "gpus", lambda: [])
     with pytest.raises(ConfigError, match="no GPU is visible"):
         hardware.resolve_devices("2")
+    with pytest.raises(ConfigError, match="no GPU is visible"):
+        hardware.resolve_devices("gpu")  # what --accelerator gpu reads as
     assert hardware.resolve_devices("auto").description == "CPU"
