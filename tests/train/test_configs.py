@@ -70,5 +70,5 @@ def test_resume_allows_only_runtime_settings(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(RunConfig().to_yaml())
     assert set(RESUMABLE) == {"data.cache_dir", "data.num_workers", "train.state_dir", "train.progress"}
     assert resumed_config(tmp_path, {"data.num_workers": 3}).data.num_workers == 3
-    with pytest.raises(ConfigError, match="optim.lr cannot change"):
+    with pytest.raises(ConfigError, match=r"optim\.lr cannot change"):
         resumed_config(tmp_path, {"optim.lr": 0.1})
