@@ -121,8 +121,8 @@ def fit_inputs_from_config(cfg: RunConfig) -> tuple[Any, TrainingData]:
     """(FitInputs, TrainingData): the training rows (oversampled when asked), validation, statistics."""
     from leukoscope.data.protocols import choose_positive
     from leukoscope.preprocess.balance import oversample_indices
-    from leukoscope.train.input import ImageSource
     from leukoscope.train.inputs import FitInputs
+    from leukoscope.train.tfdata import ImageSource
 
     data = prepare_data(cfg)
     y = data.frame["y"].to_numpy(np.int64)
