@@ -3,7 +3,7 @@
 The same 1,024 images (the first samples of the 20,050-sample augmented set at 224 px), the same online
 augmentations (horizontal + vertical flips, a rotation uniform in [-90, 90] degrees, bilinear, black
 corners), batches of 32 float32 images with their labels, one epoch per pass:
-- leukoscope: `leukoscope.train.input.training_dataset` over the memory-mapped shards (what the train
+- leukoscope: `leukoscope.train.tfdata.training_dataset` over the memory-mapped shards (what the train
   rule's `fit` reads): batch reads in sorted order, OpenCV flips/rotation in parallel
   `tf.numpy_function` calls, prefetch;
 - ImageDataGenerator: `flow_from_directory` over the same images as BMP files, `horizontal_flip`,
@@ -41,7 +41,7 @@ def run(settings: Settings, out_dir: Path) -> tuple[list[Figure], dict[str, Any]
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
     from leukoscope.preprocess.augment import RandomAugment
-    from leukoscope.train.input import epoch_order, training_dataset
+    from leukoscope.train.tfdata import epoch_order, training_dataset
 
     size = settings.pick(SIZE, 32)
     rounds = settings.pick(3, 1)

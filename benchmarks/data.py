@@ -202,7 +202,7 @@ def _write_val_files(folder: Path, images: np.ndarray, index: Any, class_names: 
 
 def training_source(art: Artifact, limit: int | None = None) -> Any:
     """The augmented shards as an `ImageSource` (the first `limit` samples, in index order)."""
-    from leukoscope.train.input import ImageSource
+    from leukoscope.train.tfdata import ImageSource
 
     index = art.index()
     lookup = {name: i for i, name in enumerate(art.class_names)}

@@ -231,7 +231,7 @@ def pipeline(model: Any, stream: Any, x: Any, batch: int, keras: Any, order: dic
     import numpy as np
 
     from leukoscope.preprocess.augment import RandomAugment
-    from leukoscope.train.input import ImageSource, training_dataset
+    from leukoscope.train.tfdata import ImageSource, training_dataset
 
     rows = np.arange(int(phase["rows"])) % len(x)
     pixels = np.clip(x, 0, 255).astype(np.uint8)

@@ -146,7 +146,7 @@ def extras(job: Any, cfg: Any, spec: dict[str, Any]) -> dict[str, Any]:
 
     from benchmarks.timing import median
     from leukoscope.preprocess.augment import RandomAugment
-    from leukoscope.train.input import training_dataset
+    from leukoscope.train.tfdata import training_dataset
 
     model, steps = job.trained, int(spec["extra_steps"])
     augment = RandomAugment.from_config(cfg.augment, cfg.preprocess.clahe_grid)

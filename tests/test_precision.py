@@ -8,13 +8,6 @@ from leukoscope import precision
 from leukoscope.config import RunConfig
 from leukoscope.errors import ConfigError
 
-CPUS = [
-    frozenset({"avx2"}),
-    frozenset({"avx512f"}),
-    frozenset({"avx512f", "avx512_bf16"}),
-    frozenset({"amx_bf16"}),
-]
-
 
 def test_one_vocabulary_with_the_old_names_as_aliases() -> None:
     assert [precision.canonical(s) for s in ("auto", "fp32", "bf16", "fp16", "32", "16", " FP32 ")] == [
@@ -30,9 +23,8 @@ def test_one_vocabulary_with_the_old_names_as_aliases() -> None:
     assert RunConfig.from_dict(cfg.to_dict()).train.precision == "fp32"
 
 
-@pytest.mark.parametrize("flags", CPUS)
-def test_auto_is_fp32_on_every_cpu(flags: frozenset[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+def test_auto_is_fp32_on_every_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever its features (BF16 units included: measured no faster), a CPU gets fp32."""
     monkeypatch.setattr(precision, "gpu_capabilities", lambda: [])
     assert precision.training_precision("auto") == "fp32"
     assert precision.inference_precision("auto") == "fp32"
@@ -51,9 +43,3 @@ def test_auto_on_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
         assert precision.inference_precision("auto") == "fp32"  # the same probabilities everywhere
         assert precision.inference_precision("fp16") == "fp16"
     assert precision.training_precision("auto", gpus=[]) == "fp32"  # a CPU job on a GPU machine
-
-
-def test_cpu_flags_are_read_from_proc() -> None:
-    flags = precision.cpu_flags()
-    assert not flags or "fpu" in flags or "sse2" in flags
-    assert precision.cpu_supports_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)

@@ -347,14 +347,19 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     return value
 
 
-def runtime_keys(cls: type | None = None, prefix: str = "") -> list[str]:
-    """Dotted keys of the fields marked `runtime` (where or how fast a run goes, not what it computes)."""
+def setting_keys(cls: type | None = None, prefix: str = "") -> dict[str, Any]:
+    """Every leaf setting of `cls` (default RunConfig): dotted key -> its dataclass field."""
     cls = cls or RunConfig
-    keys = []
+    keys: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
     for f in fields(cls):
-        tp = typing.get_type_hints(cls)[f.name]
-        if is_dataclass(tp):
-            keys += runtime_keys(tp, f"{prefix}{f.name}.")
-        elif f.metadata.get("runtime"):
-            keys.append(f"{prefix}{f.name}")
+        if is_dataclass(hints[f.name]):
+            keys |= setting_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            keys[f"{prefix}{f.name}"] = f
     return keys
+
+
+def runtime_keys() -> list[str]:
+    """Dotted keys of the fields marked `runtime` (where or how fast a run goes, not what it computes)."""
+    return [key for key, f in setting_keys().items() if f.metadata.get("runtime")]

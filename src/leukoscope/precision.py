@@ -9,22 +9,20 @@ What `auto` picks, and why (measured, see README "Speed"):
 An explicit `bf16` or `fp16` is honoured where it can run (fp16 needs a GPU).
 
 This module is framework-light (TensorFlow is imported only to list GPUs) and sits at the top of the
-package so `train` and `infer` share it without one depending on the other. The hardware is read by
-`cpu_flags()` and `gpu_capabilities()`: module-level functions, so tests fake a machine with monkeypatch.
+package so `train` and `infer` share it without one depending on the other. `auto` never looks at the
+CPU's features (fp32 on all of them); GPUs are read by `gpu_capabilities()`, a module-level function, so
+tests fake a machine with monkeypatch.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
-from pathlib import Path
 
 from leukoscope.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ALIASES = {"32": "fp32", "16": "fp16"}
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 HINT = "choose one of: auto, fp32, bf16, fp16"
 
 Capability = tuple[int, int]
@@ -42,28 +40,6 @@ def canonical(setting: object, what: str = "precision") -> str:
 def policy(precision: str) -> str:
     """A resolved precision (fp32 | bf16 | fp16) -> the Keras dtype policy name."""
     return POLICIES[canonical(precision)]
-
-
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (from /proc/cpuinfo; empty where there is none)."""
-    return _proc_cpu_flags()
-
-
-@functools.cache
-def _proc_cpu_flags() -> frozenset[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
-
-
-def cpu_supports_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16: bfloat16 matrix maths in hardware (else emulated, and slower)."""
-    return bool(BF16_CPU_FLAGS & cpu_flags())
 
 
 def gpu_capabilities() -> list[Capability]:

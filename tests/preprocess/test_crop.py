@@ -122,3 +122,24 @@ def test_crop_auto_follows_the_background():
     assert mode == "center" and "0% of the image border is black" in why
     with pytest.raises(ConfigError, match="auto must be resolved"):
         preprocess_image(on_black[0], PreprocessConfig(crop="auto"))
+
+
+def test_crop_auto_on_a_table_of_files(tmp_path):
+    """`sample_crop`: what the samples rule and `leukoscope train` resolve `crop: auto` with; unreadable
+    files are passed over, and a table without `center_crop` reads whole images."""
+    import cv2
+    import pandas as pd
+
+    from leukoscope.data.synth import SubjectStyle, render_cell
+    from leukoscope.preprocess.crop import sample_crop
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"cell{i}.png")
+        cv2.imwrite(str(paths[-1]), render_cell(rng, "hem", SubjectStyle.draw(rng), size=64)[:, :, ::-1])
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    rows = pd.DataFrame({"path": [*map(str, paths), str(tmp_path / "broken.png")]})
+    crop, why = sample_crop(rows)
+    assert crop == "cell" and why.startswith("preprocess.crop auto: cells on black")
+    assert sample_crop(rows.assign(center_crop=0))[0] == "cell"

@@ -59,6 +59,20 @@ def test_config_file_and_flags_combine(run_dir: Path) -> None:
     assert saved["preprocess"]["mean"] is not None  # resolved stats are saved with the run
 
 
+def test_workflow_config_trains_its_first_job(cells_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
+    """`--config config.yaml` (the workflow's) trains one grid job: crop auto resolved from the images,
+    oversampled to the paper's counts; --accelerator still works, read as --devices."""
+    out = tmp_path / "paper"
+    flags = [*tiny_flags(cells_dir, out, cache_dir), "--max-steps-per-epoch", "2", "--accelerator", "cpu"]
+    result = run_cli("train", "--config", "config.yaml", *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--accelerator is now --devices (read as --devices cpu)" in result.stderr
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["preprocess"]["crop"] == "cell"  # auto, on cells on black
+    assert saved["train"]["oversample_to"] == {"hem": 10778, "all": 9272}
+    assert (saved["train"]["devices"], saved["model"]["backbone"]) == ("cpu", "simplecnn")
+
+
 def test_model_card_and_splits(run_dir: Path) -> None:
     model, card = load_model(run_dir)
     assert card.backbone == "simplecnn" and card.head_hidden == 32 and card.feature_layer == "top_activation"

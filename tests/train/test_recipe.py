@@ -91,8 +91,8 @@ def _train(recipe: str, out: Path) -> tuple[dict, dict]:
     import json
 
     from leukoscope.train.fit import fit_inputs
-    from leukoscope.train.input import ImageSource
     from leukoscope.train.inputs import FitInputs
+    from leukoscope.train.tfdata import ImageSource
 
     (xt, yt), (xv, yv) = _discs(128, 0), _discs(64, 1)
     mean = tuple(float(v) for v in (xt / 255.0).mean((0, 1, 2)))

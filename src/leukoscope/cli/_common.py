@@ -1,16 +1,13 @@
-"""Shared CLI plumbing: consoles, the --debug switch, and config assembly from --config + flags."""
+"""Shared CLI plumbing: the console, JSON on stdout, the --debug switch and logging."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-
-from leukoscope.config import RunConfig
 
 console = Console(stderr=True, highlight=False)
 STATE = {"debug": False}
@@ -46,8 +43,3 @@ def configure_logging(debug: bool = False) -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
     logger.propagate = False
-
-
-def build_config(config: Path | None, overrides: dict[str, Any]) -> RunConfig:
-    base = RunConfig.from_yaml(config) if config else RunConfig()
-    return base.override(overrides)

@@ -1,4 +1,7 @@
-"""`leukoscope train`: fine-tune a backbone on a dataset; config file + flags (flags win), or --resume."""
+"""`leukoscope train`: fine-tune a backbone on a dataset; config file + flags (flags win), or --resume.
+
+The options named after a RunConfig field set it (`cli.train_config`); everything else is `train.fit`'s.
+"""
 
 from __future__ import annotations
 
@@ -9,45 +12,17 @@ import typer
 from leukoscope.cli._common import console
 
 
-def _overrides(**flags: object) -> dict[str, object]:
-    """CLI flag names -> dotted RunConfig keys (None = not given, so the config file's value stays)."""
-    keys = {
-        "data": "data.data",
-        "val": "data.val",
-        "val_fold": "data.val_fold",
-        "classes": "data.classes",
-        "cache_dir": "data.cache_dir",
-        "num_workers": "data.num_workers",
-        "backbone": "model.backbone",
-        "weights": "model.weights",
-        "loss": "loss.name",
-        "lr": "optim.lr",
-        "recipe": "train.recipe",
-        "image_size": "preprocess.image_size",
-        "epochs": "train.epochs",
-        "batch_size": "train.batch_size",
-        "precision": "train.precision",
-        "balance": "train.balance",
-        "patience": "train.patience",
-        "seed": "train.seed",
-        "devices": "train.devices",
-        "max_steps_per_epoch": "train.max_steps_per_epoch",
-        "state_dir": "train.state_dir",
-        "out": "out",
-    }
-    return {keys[name]: value for name, value in flags.items() if value is not None}
-
-
-def _classes(text: str | None) -> list[str] | None:
-    return [c.strip() for c in text.split(",") if c.strip()] if text else None
-
-
 def train(
     data: str | None = typer.Option(None, "--data", help="Training dataset folder or CSV manifest."),
     val: str | None = typer.Option(
         None, "--val", help="A separate validation dataset (default: held-out subjects)."
     ),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (e.g. configs/paper.yaml)."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="configs/cpu-fast.yaml, or the workflow's config.yaml (its first grid job).",
+    ),
     backbone: str | None = typer.Option(
         None, "--backbone", help="Any keras.applications model (densenet201, efficientnetb2, ...)."
     ),
@@ -68,10 +43,13 @@ def train(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
     devices: str | None = typer.Option(
-        None, "--devices", help="auto (all GPUs, mirrored), a count (2), GPU ids (0,1), cpu, or cpu:N."
+        None,
+        "--devices",
+        help="auto (all GPUs, mirrored), gpu (the same, one required), a count (2), GPU ids (0,1), cpu, "
+        "or cpu:N.",
     ),
     accelerator: str | None = typer.Option(
-        None, "--accelerator", help="auto | cpu (ignore GPUs) | gpu (require one)."
+        None, "--accelerator", help="The old name of --devices: auto | cpu | gpu (every GPU, at least one)."
     ),
     seed: int | None = typer.Option(None, "--seed"),
     precision: str | None = typer.Option(
@@ -103,67 +81,35 @@ def train(
     ),
 ) -> None:
     """Fine-tune a classifier; writes a run directory with the best model, curves and metrics."""
-    from leukoscope.cli._common import build_config
-    from leukoscope.config import RunConfig
-    from leukoscope.errors import ConfigError
-    from leukoscope.train.fit import fit
+    flags = dict(locals())  # first: exactly the options, by parameter name
+    from leukoscope.cli.train_config import build_config, overrides
+    from leukoscope.train.fit import fit, resumed_config
 
-    flags = _overrides(
-        data=data, val=val, val_fold=val_fold, classes=_classes(classes), cache_dir=cache_dir,
-        num_workers=num_workers, backbone=backbone, weights=weights, loss=loss, lr=lr, recipe=recipe,
-        image_size=image_size,
-        epochs=epochs, batch_size=batch_size, precision=precision, balance=balance, patience=patience,
-        seed=seed, devices=_devices(devices, accelerator), max_steps_per_epoch=max_steps_per_epoch,
-        state_dir=state_dir, out=out,
-    )  # fmt: skip
-    if no_progress:
-        flags["train.progress"] = False
-    if deterministic:
-        flags["train.deterministic"] = True
-    if run_eagerly:
-        flags["train.run_eagerly"] = True
+    flags |= {
+        "classes": [c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+        "devices": _devices(devices, accelerator),
+        "progress": False if no_progress else None,
+        "deterministic": deterministic or None,
+        "run_eagerly": run_eagerly or None,
+    }
+    settings = overrides(flags)
     if resume is not None:
-        saved = resume / "config.yaml"
-        if not saved.is_file():
-            raise ConfigError("no run to resume here (config.yaml missing)", path=resume)
-        cfg = RunConfig.from_yaml(saved).override(_resume_flags(flags))
+        cfg = resumed_config(resume, settings)
     else:
-        cfg = build_config(config, flags)
-    run_dir = fit(cfg, resume=resume, overwrite=overwrite)
-    _summary(run_dir)
+        notices: list[str] = []
+        cfg = build_config(config, settings, notices)
+        for line in notices:
+            console.print(f"[yellow]{line}[/]")
+    _summary(fit(cfg, resume=resume, overwrite=overwrite))
 
 
 def _devices(devices: str | None, accelerator: str | None) -> str | None:
-    """--accelerator in TensorFlow terms: cpu hides the GPUs, gpu insists on one (--devices wins)."""
-    from leukoscope.errors import ConfigError
-
-    if accelerator in (None, "auto") or devices is not None:
+    """--accelerator (the PyTorch-era name) read as --devices, with a notice; --devices wins."""
+    if accelerator is None or devices is not None:
         return devices
-    if accelerator == "cpu":
-        return "cpu"
-    if accelerator in ("gpu", "cuda"):
-        from leukoscope.train.hardware import gpus
-
-        if not gpus():
-            raise ConfigError("--accelerator gpu, but TensorFlow sees no GPU", hint="use --accelerator cpu")
-        return "auto"
-    raise ConfigError(f"--accelerator is {accelerator!r}", hint="choose auto, cpu or gpu")
-
-
-RESUMABLE = ("train.devices", "data.num_workers", "train.progress", "train.state_dir")
-
-
-def _resume_flags(flags: dict[str, object]) -> dict[str, object]:
-    """A resumed run keeps its data, model and recipe; only where and how long it runs may change."""
-    from leukoscope.errors import ConfigError
-
-    fixed = sorted(k for k in flags if k not in RESUMABLE)
-    if fixed:
-        raise ConfigError(
-            f"--resume keeps the run's own settings, so {fixed[0]} cannot change",
-            hint=f"with --resume only these may be given: {', '.join(RESUMABLE)}",
-        )
-    return flags
+    value = "gpu" if accelerator == "cuda" else accelerator
+    console.print(f"[yellow]--accelerator is now --devices (read as --devices {value})[/]")
+    return value
 
 
 def _summary(run_dir: Path) -> None:

@@ -192,12 +192,6 @@ class Ensemble:
 
         return self.predict_with(images_for, tta)
 
-    def predict_paths(self, paths: Sequence[str | Path], tta: str = "none") -> np.ndarray:
-        """Probabilities for image files (decoded once, preprocessed per member); unreadable files raise."""
-        from leukoscope.data.images import read_image
-
-        return self.predict_images([read_image(p) for p in paths], tta)
-
     def table_members(
         self, table: Any, tta: str = "none", cache_dir: str | Path | None = None
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:

@@ -44,11 +44,6 @@ ModelPredictor = KerasPredictor | OnnxPredictor | TFLitePredictor | SavedModelPr
 
 
 def check_backend(backend: str) -> str:
-    if backend == "torch":
-        raise ConfigError(
-            "the torch backend is gone: LeukoScope runs on Keras / TensorFlow now",
-            hint="use --backend auto, keras, tflite or onnx",
-        )
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
     return backend

@@ -29,10 +29,6 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def num_views(mode: str) -> int:
-    return len(_VIEWS[check_mode(mode)])
-
-
 def tta_views(batch: np.ndarray, mode: str, *, channels_last: bool = True) -> list[np.ndarray]:
     """The views of `batch` for `mode` (the identity first).
 

@@ -6,6 +6,8 @@ square before resizing keeps the cell's aspect ratio (a stretched cell would cha
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -107,3 +109,21 @@ def choose_crop(images: list[np.ndarray], black_threshold: int = 15) -> tuple[st
     return "center", (
         f"cells on a background (median {median:.0%} of the image border is black): the centre square"
     )
+
+
+def sample_crop(rows: Any, black_threshold: int = 15) -> tuple[str, str]:
+    """`crop: auto` resolved on training rows (`path`, optional `center_crop`): `choose_crop` on
+    AUTO_SAMPLE of them spread over the table; unreadable ones are passed over. (crop, why)."""
+    from leukoscope.data.images import read_image
+    from leukoscope.errors import DataError
+
+    picks = rows.iloc[np.linspace(0, len(rows) - 1, min(AUTO_SAMPLE, len(rows))).astype(int)]
+    images = []
+    centers = picks["center_crop"].fillna(0) if "center_crop" in picks else [0] * len(picks)
+    for path, center in zip(picks["path"], centers, strict=True):
+        try:
+            images.append(read_image(path, center_crop=int(center)))
+        except DataError:
+            continue
+    crop, reason = choose_crop(images, black_threshold)
+    return crop, f"preprocess.crop auto: {reason}"

@@ -124,21 +124,12 @@ def resolve_stage_settings(
     checked against the classes and resolved on the whole training pool (each chain's augment job
     resolves it again on its own training images: balance counts follow the chain's class sizes).
     """
-    from leukoscope.data.images import read_image
     from leukoscope.preprocess.balance import resolve_target
-    from leukoscope.preprocess.crop import AUTO_SAMPLE, choose_crop
+    from leukoscope.preprocess.crop import sample_crop
 
     train = sheet.part("train" if sheet.protocol != "cv" else "pool")
     if crop == "auto":
-        picks = train.iloc[np.linspace(0, len(train) - 1, min(AUTO_SAMPLE, len(train))).astype(int)]
-        images = []
-        for p, c in zip(picks["path"], picks["center_crop"], strict=True):
-            try:
-                images.append(read_image(p, center_crop=int(c)))
-            except DataError:
-                continue
-        crop, reason = choose_crop(images, black_threshold)
-        reason = f"preprocess.crop auto: {reason}"
+        crop, reason = sample_crop(train, black_threshold)
     else:
         reason = f"preprocess.crop {crop} as configured"
     counts = [int((train["y"] == i).sum()) for i in range(len(sheet.class_names))]

@@ -21,8 +21,8 @@ import pandas as pd
 
 from leukoscope.config import PreprocessConfig
 from leukoscope.errors import DataError
-from leukoscope.train.input import ImageSource
 from leukoscope.train.inputs import FitInputs
+from leukoscope.train.tfdata import ImageSource
 
 log = logging.getLogger(__name__)
 

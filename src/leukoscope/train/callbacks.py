@@ -7,7 +7,7 @@
   (`last.keras`), the best weights so far by validation weighted F1 (`best.weights.h5`) and a small
   `state.json` (next epoch, best score and epoch, early-stopping patience used). Keras' BackupAndRestore
   was measured here restarting the interrupted epoch with a wrong step count; restarting at an epoch
-  boundary with the input stream of `train.input` reproduces an uninterrupted run bit for bit.
+  boundary with the input stream of `train.tfdata` reproduces an uninterrupted run bit for bit.
 - `Throughput`: training images per second, per epoch, into the logs; and where a job's time went:
   its first step (graph tracing / XLA compile: minutes for DenseNet201 on a GPU) apart from its steady
   images per second, for `metrics.json` and the report's timing table.

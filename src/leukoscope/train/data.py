@@ -91,24 +91,38 @@ def prepare_data(cfg: RunConfig) -> TrainingData:
     if not (frame["split"] == "val").any():
         raise DataError("no validation images", path=cfg.data.data, hint="pass --val or --val-fold")
     crops = frame["center_crop"].fillna(0).astype(int).tolist() if "center_crop" in frame else None
+    pre = _resolved_crop(cfg.preprocess, frame[frame["split"] == "train"])
     cache = PreprocessCache(cfg.data.cache_dir).load(
-        frame["path"].tolist(), cfg.preprocess, center_crops=crops, workers=2, progress=cfg.train.progress
+        frame["path"].tolist(), pre, center_crops=crops, workers=2, progress=cfg.train.progress
     )
     frame["ok"] = np.asarray(cache.ok, dtype=bool)
     _report_unreadable(frame, cache.errors)
-    data = TrainingData(cache.array, frame, class_names, cfg.preprocess, cache.directory, dict(cache.errors))
+    data = TrainingData(cache.array, frame, class_names, pre, cache.directory, dict(cache.errors))
     data.held_out = sample_frame(splits, class_names, ("test",)) if "test" in splits else None
     _check_trainable(data, cfg)
-    data.preprocess = resolve_normalization(cfg.preprocess, cache, data.indices("train"))
+    data.preprocess = resolve_normalization(pre, cache, data.indices("train"))
     return data
+
+
+def _resolved_crop(pre: PreprocessConfig, train: pd.DataFrame) -> PreprocessConfig:
+    """`crop: auto` (the workflow config's) chosen from the training images, as its samples rule does."""
+    import dataclasses
+
+    from leukoscope.preprocess.crop import sample_crop
+
+    if pre.crop != "auto":
+        return pre
+    crop, reason = sample_crop(train, pre.black_threshold)
+    log.info("%s", reason)
+    return dataclasses.replace(pre, crop=crop)
 
 
 def fit_inputs_from_config(cfg: RunConfig) -> tuple[Any, TrainingData]:
     """(FitInputs, TrainingData): the training rows (oversampled when asked), validation, statistics."""
     from leukoscope.data.protocols import choose_positive
     from leukoscope.preprocess.balance import oversample_indices
-    from leukoscope.train.input import ImageSource
     from leukoscope.train.inputs import FitInputs
+    from leukoscope.train.tfdata import ImageSource
 
     data = prepare_data(cfg)
     y = data.frame["y"].to_numpy(np.int64)

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 RUN_FILES = ("model.keras", "model_card.json", "metrics.json", HISTORY, "curves.png", "splits.csv")
 # settings that change how fast or where a run goes, not what it computes: not part of the resume key
 RUNTIME_KEYS = tuple(runtime_keys())
+# what `--resume` may change: the runtime settings but `out` (the resumed folder is the run's own)
+RESUMABLE = tuple(k for k in RUNTIME_KEYS if k != "out")
 
 
 def fit(cfg: RunConfig, resume: str | Path | None = None, overwrite: bool = False) -> Path:
@@ -59,6 +61,21 @@ def fit(cfg: RunConfig, resume: str | Path | None = None, overwrite: bool = Fals
     write_text(run_dir / "config.yaml", cfg.to_yaml())  # marks the folder as a run in progress
     write_splits(run_dir / "splits.csv", data)
     return fit_inputs(inputs, cfg, run_dir)
+
+
+def resumed_config(run_dir: str | Path, overrides: dict[str, Any]) -> RunConfig:
+    """A run's saved config with `overrides`: only RESUMABLE keys, since the data, model and recipe of a
+    resumed run are its own (anything else would change the resume key and start afresh)."""
+    saved = Path(run_dir) / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError("no run to resume here (config.yaml missing)", path=run_dir)
+    fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE)
+    if fixed:
+        raise ConfigError(
+            f"--resume keeps the run's own settings, so {fixed[0]} cannot change",
+            hint=f"with --resume only these may be given: {', '.join(RESUMABLE)}",
+        )
+    return RunConfig.from_yaml(saved).override(overrides)
 
 
 def claim_run_dir(run_dir: Path, overwrite: bool) -> None:

@@ -46,17 +46,14 @@ class Placement:
     devices: list[str]
     description: str
 
-    @property
-    def replicas(self) -> int:
-        return int(self.strategy.num_replicas_in_sync)
-
 
 def resolve_devices(setting: str) -> Placement:
     """TrainConfig.devices -> a distribution strategy.
 
-    auto: every visible GPU (MirroredStrategy when more than one), else the CPU; a count (2) or GPU ids
-    (0,1); `cpu`: the CPU even where GPUs exist; `cpu:N`: N logical CPU devices mirrored (proves the
-    multi-replica wiring on a machine without GPUs; no faster). Must run before TensorFlow uses a device.
+    auto: every visible GPU (MirroredStrategy when more than one), else the CPU; `gpu`: the same, but
+    refused without a GPU (what `--accelerator gpu` meant); a count (2) or GPU ids (0,1); `cpu`: the CPU
+    even where GPUs exist; `cpu:N`: N logical CPU devices mirrored (proves the multi-replica wiring on a
+    machine without GPUs; no faster). Must run before TensorFlow uses a device.
     """
     import tensorflow as tf
 
@@ -65,7 +62,7 @@ def resolve_devices(setting: str) -> Placement:
         count = _count(text.partition(":")[2] or "1", setting)
         return _cpu_placement(count)
     visible = gpus()
-    if text == "auto":
+    if text in ("auto", "gpu"):
         chosen = list(range(len(visible)))
     elif "," in text:  # ids, e.g. "0,1" (or "1," for GPU 1 alone)
         chosen = [_count(part, setting, minimum=0) for part in text.split(",") if part.strip()]

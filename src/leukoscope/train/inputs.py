@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from leukoscope.config import PreprocessConfig, RunConfig
-from leukoscope.train.input import ImageSource
+from leukoscope.train.tfdata import ImageSource
 
 NEEDS_CLASS_COUNTS = ("weighted_bce", "balanced_bce")
 HISTORY = "history.csv"

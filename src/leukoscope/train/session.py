@@ -152,7 +152,7 @@ class TrainingJob:
         import keras
 
         from leukoscope.preprocess.augment import RandomAugment
-        from leukoscope.train.input import evaluation_dataset, steps_per_epoch, training_dataset
+        from leukoscope.train.tfdata import evaluation_dataset, steps_per_epoch, training_dataset
 
         cfg, t = self.cfg, self.cfg.train
         keras.utils.set_random_seed(t.seed)
@@ -231,7 +231,7 @@ class TrainingJob:
     def batchnorm_refresh(self, augment: Any) -> Any:
         """BatchNorm statistics from augmented training batches of another seed, before each validation."""
         from leukoscope.train.batchnorm import BatchNormRefresh
-        from leukoscope.train.input import Batches, steps_per_epoch
+        from leukoscope.train.tfdata import Batches, steps_per_epoch
 
         t, train = self.cfg.train, self.inputs.train
         size = max(t.batch_size, REFRESH_BATCH)  # forward passes only: fewer, larger batches cost less

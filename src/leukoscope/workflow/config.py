@@ -236,10 +236,6 @@ class WorkflowConfig:
         `paper` the preliminary test, which is also the selection set (`val`)."""
         return self.eval_splits[-1]
 
-    @property
-    def predicts_final(self) -> bool:
-        return self.protocol != "cv"
-
     def uses_imagenet(self) -> bool:
         return self.model.weights.strip().lower() == "imagenet"
 

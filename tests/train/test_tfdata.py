@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from leukoscope.preprocess.augment import RandomAugment
-from leukoscope.train.input import (
+from leukoscope.train.tfdata import (
     ImageSource,
     epoch_order,
     evaluation_dataset,
@@ -110,7 +110,7 @@ def test_epochs_longer_than_a_pass_read_the_set_again_in_new_orders() -> None:
 
 def test_two_class_targets_are_one_for_the_positive_class_whatever_its_index() -> None:
     """C-NMC's classes sort as [all, hem] and 'all' is the sigmoid's class: its target is 1, not 0."""
-    from leukoscope.train.input import targets
+    from leukoscope.train.tfdata import targets
 
     labels = np.array([0, 1, 1, 0])
     assert targets(labels, True, positive=0).ravel().tolist() == [1.0, 0.0, 0.0, 1.0]
