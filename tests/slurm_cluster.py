@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "slurm-local.sh"
 PROFILE = REPO / "profiles" / "slurm"
@@ -42,27 +44,13 @@ GROUPS = (
 TRAIN_LOG = "results/logs/train/simplecnn/bce/seed_42.log"
 MODEL = "results/models/simplecnn/bce/seed_42/model.keras"
 STATE_ROOT = "results/.state/train/simplecnn/bce/seed_42"
-# The whole chain in a few minutes: synthetic C-NMC, one simplecnn x bce job, 32 px, ten short epochs
-# (long enough to kill one mid-run), deterministic so an interrupted run can be compared bit for bit.
-TINY = {
-    "dataset": {
-        "source": "synthetic",
-        "path": "resources/C-NMC_Leukemia",
-        "synthetic": {"subjects": 6, "cells_per_subject": 4, "prelim": 4, "final": 2, "size": 48, "seed": 1},
-    },
-    "grid": {"backbones": ["simplecnn"], "losses": ["bce"]},
-    "augment": {"target": {"hem": 24, "all": 24}, "shards": 2},
-    "train": {
-        "epochs": 10, "batch_size": 8, "patience": None, "deterministic": True,
-    },
-    "preprocess": {"image_size": 32},
-    "model": {"weights": "none"},
-    "resources": {"threads": 1},
-}  # fmt: skip
+# The whole chain in a few minutes (.test/config/tiny.yaml says how): one simplecnn x bce job, ten epochs.
+TINY_CONFIG = REPO / ".test" / "config" / "tiny.yaml"
+TINY = yaml.safe_load(TINY_CONFIG.read_text(encoding="utf-8"))
 
 
 def write_tiny_config(workdir: Path, **train: object) -> Path:
-    """TINY (with these `train` settings changed) as workdir/tiny.yaml."""
+    """.test/config/tiny.yaml (with these `train` settings changed) as workdir/tiny.yaml."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "tiny.yaml"
     config = {**TINY, "train": {**TINY["train"], **train}}

@@ -19,6 +19,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+LAYOUTS = REPO / ".test" / "config" / "layouts.yaml"  # simplecnn x bce, 24 px: the data stages, small
 
 
 def _cell(rng: np.random.Generator, label: str, size: int = 40) -> np.ndarray:
@@ -82,19 +83,12 @@ CASES = {
 def test_each_layout_runs_through_the_data_stages(tmp_path: Path, case: str) -> None:
     make, protocol, classes = CASES[case]
     data = make(tmp_path / "data")
-    config = {
-        "dataset": {"path": str(data)},
-        "protocol": protocol,
-        "grid": {"backbones": ["simplecnn"], "losses": ["bce"]},
-        "augment": {"shards": 1},
-        "preprocess": {"image_size": 24},
-        "model": {"weights": "none"},
-    }
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"dataset": {"path": str(data)}, "protocol": protocol}))
     scope = "cv/fold_0/" if protocol == "cv" else ""
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path / "w"),
-         "--configfile", str(tmp_path / "c.yaml"), "--cores", "2", f"results/{scope}augment/index.parquet"],
+         "--configfile", str(LAYOUTS), str(tmp_path / "c.yaml"), "--cores", "2",
+         f"results/{scope}augment/index.parquet"],
         capture_output=True, text=True, env=ENV, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]

@@ -7,7 +7,8 @@ scratch (`train.recipe: auto` runs the scratch recipe) with all five losses, pre
 ensemble, Tables 1-3, the figures and `results/report.html`. 32 px images, one epoch of 16 eager steps
 (graph tracing DenseNet201 costs more than training it here), two training jobs side by side with one
 thread each: enough for DenseNet201 to learn the synthetic cells, not for EfficientNetB2 from random
-weights (README, "What the demo does"). A rerun finds everything done.
+weights (README, "What the demo does"). A rerun finds everything done. The config is the repository's
+.test/config/demo.yaml; --backbones, --losses and --seeds replace its grid.
 """
 
 from __future__ import annotations
@@ -21,37 +22,13 @@ import typer
 from leukoscope.cli._common import console
 from leukoscope.errors import ConfigError
 
-DEMO_CONFIG: dict[str, Any] = {
-    "dataset": {
-        "source": "synthetic",
-        "path": "resources/synthetic/C-NMC_Leukemia",
-        "synthetic": {
-            "subjects": 12,
-            "cells_per_subject": 12,
-            "prelim": 48,
-            "final": 24,
-            "size": 96,
-            "seed": 0,
-            "difficulty": 0.0,
-        },
-    },
-    "grid": {
-        "backbones": ["densenet201", "efficientnetb2"],
-        "losses": ["bce", "weighted_bce", "focal", "hinge", "focal_hinge"],
-    },
-    "augment": {"target": {"hem": 96, "all": 96}, "shards": 2},
-    "preprocess": {"image_size": 32},
-    "model": {"weights": "none"},
-    "train": {
-        "epochs": 1,
-        "batch_size": 16,
-        "patience": None,
-        "run_eagerly": True,
-        "max_steps_per_epoch": 16,
-        "augment": {"clahe_p": 0.0},
-    },
-    "resources": {"threads": 1, "cpu_jobs": 2},
-}
+
+def demo_config() -> dict[str, Any]:
+    """The demo's workflow config: the repository's .test/config/demo.yaml (README's numbers come from it)."""
+    from leukoscope.config import load_yaml
+    from leukoscope.workflow import runner
+
+    return load_yaml(runner.dot_test_config("demo"))
 
 
 def demo(
@@ -66,14 +43,12 @@ def demo(
     ),
 ) -> None:
     """Run the whole workflow on synthetic data on this CPU; print Table 2 and where the report is."""
-    import copy
-
     from leukoscope.workflow import runner
 
     start = time.perf_counter()
     out = out.absolute()
     out.mkdir(parents=True, exist_ok=True)
-    config = copy.deepcopy(DEMO_CONFIG)
+    config = demo_config()
     if backbones:
         config["grid"]["backbones"] = [b.strip() for b in backbones.split(",") if b.strip()]
     if losses:

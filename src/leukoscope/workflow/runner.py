@@ -38,6 +38,19 @@ def snakefile() -> Path:
     return path
 
 
+def dot_test_config(name: str) -> Path:
+    """`.test/config/<name>.yaml` beside the Snakefile: the repository's small configs (demo.yaml is what
+    `leukoscope demo` runs; .test/README.md says what each one is for)."""
+    path = snakefile().parent / ".test" / "config" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"the repository's .test/config/{name}.yaml was not found",
+            path=path,
+            hint="run from a clone of the repository (pip install -e .) or set LEUKOSCOPE_SNAKEFILE",
+        )
+    return path
+
+
 def base_config() -> Path:
     """The repository's config.yaml: the base every run starts from (the Snakefile loads it too)."""
     return snakefile().parent / "config.yaml"
