@@ -21,9 +21,8 @@ wildcard_constraints:
 
 def shown(path, caption, subcategory=None, **labels):
     """An output that goes into `snakemake --report`: its caption file, its category from its folder."""
-    category = {"tables": "Tables", "figures": "Figures"}.get(
-        path.split("/")[1], "Training curves"
-    )
+    folder = os.path.basename(os.path.dirname(path))
+    category = {"tables": "Tables", "figures": "Figures"}.get(folder, "Training curves")
     return report(
         path, f"../report/{caption}.rst", category, subcategory, labels=labels
     )
