@@ -335,18 +335,11 @@ def tables_stage(
     augmented: str | Path,
     metrics: Mapping[str, str | Path],
     out: Mapping[str, str | Path],
-    *,
-    split: str,
-    backbones: list[str],
-    losses: list[str],
-    loss_settings: Mapping[str, Mapping[str, Any]],
-    select: str,
-    threshold: float,
-    bootstrap: int,
-    bootstrap_seed: int,
+    **settings: Any,
 ) -> str:
-    """The workflow's tables rule: `write_paper_tables` of the score files (`scores[split][model]`) and
-    prediction tables, and the timing table of the training jobs' metrics.json (`metrics[job]`).
+    """The workflow's tables rule: `write_paper_tables` (`settings`: its keywords, split to bootstrap_seed)
+    of the score files (`scores[split][model]`) and prediction tables, and the timing table of the
+    training jobs' metrics.json (`metrics[job]`).
 
     `out` names `table{1,2,3}_{csv,md}` and `timing_{csv,md}`; returns Table 2 as Markdown.
     """
@@ -361,10 +354,7 @@ def tables_stage(
     table2 = write_paper_tables(
         read_json(summary), read_json(choice), records,
         {m: pd.read_parquet(f) for m, f in predictions.items()},
-        {str(k): int(v) for k, v in counts.items()}, out,
-        split=split, backbones=list(backbones), losses=list(losses), loss_settings=dict(loss_settings),
-        select=select, threshold=float(threshold), bootstrap=int(bootstrap),
-        bootstrap_seed=int(bootstrap_seed),
+        {str(k): int(v) for k, v in counts.items()}, out, **settings,
     )  # fmt: skip
     title = "Training time per job: first step (trace / compile) and steady images/s"
     write_table(timing_table(dict(metrics)), out["timing_csv"], out["timing_md"], title, timing_notes())
