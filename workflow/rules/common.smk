@@ -3,12 +3,10 @@
 from leukoscope.workflow import machine, plan
 
 ENV = "../../envs/leukoscope.yaml"
-CFG = plan.checked_config(
-    workflow, config
-)  # validated once; a bad key is one line, before any job
-MACHINE = machine.prepare(
-    workflow, CFG
-)  # stale run locks, the GPU pool: the one place (docstring)
+# validated once; a bad key is one line, before any job
+CFG = plan.checked_config(workflow, config)
+# stale run locks and the GPU pool: the one place parsing touches the machine (see its docstring)
+MACHINE = machine.prepare(workflow, CFG)
 MODELS = plan.models(CFG)  # "backbone/loss" of every grid cell
 BACKBONES = list(dict.fromkeys(m.split("/")[0] for m in MODELS))
 SEEDS = CFG.grid.seeds
