@@ -28,6 +28,7 @@ Optimizer = Literal["adam", "adamw", "sgd"]
 Scheduler = Literal["none", "cosine", "plateau"]
 Fill = Literal["black", "reflect"]
 RecipeName = Literal["auto", "paper", "scratch"]
+TargetRule = Literal["auto", "balance"]  # oversampling targets resolved against the data
 
 
 def opt(
@@ -165,7 +166,12 @@ class TrainConfig:
     balance: BalanceMode = opt(
         "none", "oversample: to oversample_to; class_weight: Keras class weights", workflow=False
     )
-    oversample_to: dict[str, int] | None = opt(None, "samples per class (the paper's)", workflow=False)
+    oversample_to: TargetRule | dict[str, int] | None = opt(
+        None,
+        "samples per class: a {class: count} mapping (the paper's), auto (the paper's counts on C-NMC-sized "
+        "all / hem data, else balance) or balance (null too: every class to the largest's count)",
+        workflow=False,
+    )
     patience: int | None = opt(8, "early-stopping patience in epochs (null: none)", paper=False, minimum=1)
     devices: str = opt(
         "auto", "one job's devices: auto (its GPUs; MirroredStrategy when > 1), a count, ids, cpu, cpu:N"

@@ -10,6 +10,7 @@ import pytest
 from leukoscope.cli.train_config import build_config, flag_keys, overrides
 from leukoscope.config import RunConfig, setting_keys
 from leukoscope.errors import ConfigError
+from leukoscope.preprocess.balance import resolve_target
 from leukoscope.train.fit import RESUMABLE, resumed_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,8 +22,12 @@ def test_paper_recipe_from_the_workflow_config() -> None:
     assert (cfg.model.backbone, cfg.model.weights, cfg.model.head_hidden) == ("densenet201", "imagenet", 256)
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.betas) == ("adam", 1e-5, (0.7, 0.999))
     assert cfg.train.batch_size == 32 and cfg.train.balance == "oversample"
-    assert cfg.train.oversample_to == {"hem": 10778, "all": 9272}
-    assert sum(cfg.train.oversample_to.values()) == 20050
+    assert cfg.train.oversample_to == "auto"  # resolved against the data when it is read:
+    paper, _ = resolve_target(cfg.train.oversample_to, ["all", "hem"], [7272, 3389], protocol="heldout")
+    assert paper == {"hem": 10778, "all": 9272} and sum(paper.values()) == 20050  # C-NMC: the paper's
+    small, _ = resolve_target(cfg.train.oversample_to, ["all", "hem"], [30, 12], protocol="heldout")
+    own, _ = resolve_target(cfg.train.oversample_to, ["blast", "normal"], [30, 12], protocol="heldout")
+    assert small == {"all": 30, "hem": 30} and own == {"blast": 30, "normal": 30}  # never inflated
     assert cfg.preprocess.crop == "auto" and cfg.preprocess.normalize == "dataset"  # auto: cell on C-NMC
     assert cfg.augment.hflip and cfg.augment.vflip and cfg.augment.rotation > 0 and cfg.augment.clahe_p > 0
     assert (cfg.loss.name, cfg.data.val_fold, cfg.out) == ("bce", 2, RunConfig().out)

@@ -65,11 +65,12 @@ def from_workflow(
     """One training job of the workflow's grid (default: its first backbone, loss and seed) as a RunConfig.
 
     There is no offline augment stage here, so what it does moves into training: oversampling to
-    `augment.target` (auto: the paper's counts on C-NMC's all / hem; balance: the largest class's) and
-    its CLAHE probability joins the online augmentation. The dataset's path, classes and validation fold
-    fill `data`; runtime settings keep `leukoscope train`'s defaults.
+    `augment.target` (auto, balance or counts, resolved against the data's classes and sizes when they
+    are read, as the workflow's augment stage does), and its CLAHE probability joins the online
+    augmentation. The
+    dataset's path, classes and validation fold (none under cv) fill `data`; runtime settings keep
+    `leukoscope train`'s defaults.
     """
-    from leukoscope.preprocess.balance import PAPER_TARGET
     from leukoscope.workflow.config import WorkflowConfig, run_config
 
     cfg = WorkflowConfig.from_dict(data, source=str(source), notices=notices)
@@ -82,13 +83,9 @@ def from_workflow(
     for key in runtime_keys():
         tree.put(merged, key, tree.get(defaults, key))
     aug, dataset = cfg.augment, cfg.dataset
-    target = aug.target
-    if target == "auto":
-        paper = cfg.protocol != "cv" and sorted(dataset.classes or PAPER_TARGET) == sorted(PAPER_TARGET)
-        target = dict(PAPER_TARGET) if paper else None
-    merged["train"] |= {
+    merged["train"] |= {  # auto / balance / counts, resolved against the data when it is read
         "balance": "oversample" if aug.enabled else "none",
-        "oversample_to": target if isinstance(target, dict) and aug.enabled else None,
+        "oversample_to": aug.target if aug.enabled else None,
     }
     if aug.enabled:
         merged["augment"]["clahe_p"] = max(merged["augment"]["clahe_p"], aug.clahe_p)
@@ -97,7 +94,7 @@ def from_workflow(
         "classes": dataset.classes,
         "positive_class": dataset.positive_class,
         "limit_per_class": dataset.limit_per_class,
-        "val_fold": cfg.val_fold,
+        "val_fold": cfg.val_fold if cfg.protocol != "cv" else None,  # cv: a grouped hold-out
         "val_fraction": cfg.val_fraction,
     }
     return RunConfig.from_dict(merged)

@@ -120,7 +120,7 @@ def _resolved_crop(pre: PreprocessConfig, train: pd.DataFrame) -> PreprocessConf
 def fit_inputs_from_config(cfg: RunConfig) -> tuple[Any, TrainingData]:
     """(FitInputs, TrainingData): the training rows (oversampled when asked), validation, statistics."""
     from leukoscope.data.protocols import choose_positive
-    from leukoscope.preprocess.balance import oversample_indices
+    from leukoscope.preprocess.balance import oversample_indices, resolve_target
     from leukoscope.train.inputs import FitInputs
     from leukoscope.train.tfdata import ImageSource
 
@@ -128,7 +128,12 @@ def fit_inputs_from_config(cfg: RunConfig) -> tuple[Any, TrainingData]:
     y = data.frame["y"].to_numpy(np.int64)
     rows = data.indices("train")
     if cfg.train.balance == "oversample":
-        rows = rows[oversample_indices(y[rows], data.class_names, cfg.train.oversample_to, cfg.train.seed)]
+        target = cfg.train.oversample_to
+        if isinstance(target, str):  # auto / balance: resolved against this data, as the workflow does
+            counts = np.bincount(y[rows], minlength=len(data.class_names)).tolist()
+            target, why = resolve_target(target, data.class_names, counts, protocol="heldout")
+            log.info("oversampling to %s: %s", target, why)
+        rows = rows[oversample_indices(y[rows], data.class_names, target, cfg.train.seed)]
     val_rows = data.indices("val")
     inputs = FitInputs(
         train=ImageSource.from_array(data.images, rows, y[rows]),
