@@ -10,6 +10,9 @@ MACHINE = machine.prepare(workflow, CFG)
 MODELS = plan.models(CFG)  # "backbone/loss" of every grid cell
 BACKBONES = list(dict.fromkeys(m.split("/")[0] for m in MODELS))
 SEEDS = CFG.grid.seeds
+START_WEIGHTS = plan.start_weights(
+    CFG
+)  # a model file train.weights names (checked once), else None
 MODEL_DIR = "results/{scope}models/{model}/seed_{seed}"
 
 
@@ -46,8 +49,8 @@ def train_inputs(wildcards):
     }
     if CFG.uses_imagenet():
         inputs["weights"] = f"resources/weights/{wildcards.backbone}.json"
-    elif plan.start_weights(CFG):
-        inputs["start_weights"] = plan.start_weights(CFG)
+    elif START_WEIGHTS:
+        inputs["start_weights"] = START_WEIGHTS
     return inputs
 
 

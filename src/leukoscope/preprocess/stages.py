@@ -13,7 +13,6 @@ resolves their settings and writes their outputs (atomically), so the scripts an
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from leukoscope._io import atomic_path, write_json
+from leukoscope._io import atomic_path, read_json, write_json
 from leukoscope.config import AugmentConfig, TrainConfig, opt
 from leukoscope.errors import DataError
 
@@ -72,10 +71,6 @@ class StatsConfig:
     )
 
 
-def _read_json(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def samples_stage(
     dataset_record: str | Path,
     settings: Mapping[str, Any],
@@ -94,7 +89,7 @@ def samples_stage(
     from leukoscope.data.check import check_dataset
     from leukoscope.data.samples import build_sample_sheet
 
-    path = Path(_read_json(dataset_record)["path"])
+    path = Path(read_json(dataset_record)["path"])
     s = dict(settings)
     sheet = build_sample_sheet(path, **{k: s[k] for k in SHEET_SETTINGS})
     report = check_dataset(path, verify_checksums=bool(s["verify"]), workers=workers)
@@ -164,7 +159,7 @@ def crop_stage(
     from leukoscope.preprocess.artifacts import crop_images
 
     sheet = read_sample_sheet(sheet_path)
-    crop = _read_json(summary_path)["preprocess"]["crop"]
+    crop = read_json(summary_path)["preprocess"]["crop"]
     cfg = PreprocessConfig(**(dict(settings) | {"crop": crop}))
     index = crop_images(sheet[sheet["part"] == part], cfg, images_out, workers=workers)
     with atomic_path(index_out) as tmp:
@@ -193,7 +188,7 @@ def augment_stage(
     from leukoscope.preprocess.balance import resolve_target
 
     a = dict(settings)
-    classes = _read_json(summary_path)["class_names"]
+    classes = read_json(summary_path)["class_names"]
     index = pd.read_parquet(crop_index_path)
     train = readable_training_rows(scope_rows(index, "train", fold), classes, crop_index_path)
     labels = train["y"].to_numpy(np.int64)

@@ -204,10 +204,6 @@ class WorkflowConfig:
     # -- what the rules need -------------------------------------------------------------------------
 
     @property
-    def folds(self) -> int:
-        return self.cv.folds
-
-    @property
     def scopes(self) -> list[str]:
         """Path prefixes of the chains: '' (paper, heldout) or 'cv/fold_k/' for each fold."""
         if self.protocol == "cv":

@@ -49,7 +49,7 @@ def prepare(workflow: Any, cfg: Any) -> Machine:
     """Parse time: steps 1-2 of the module docstring; the job sizes the rules use. A problem is one line."""
     from snakemake.exceptions import WorkflowError
 
-    main = workflow.is_main_process and getattr(workflow, "check_envvars", True)
+    main = main_process(workflow)
     src = Path(workflow.basedir) / "src"
     if (src / "leukoscope").is_dir():
         rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(src)]
@@ -71,6 +71,12 @@ def prepare(workflow: Any, cfg: Any) -> Machine:
         workflow.global_resources["_cores"].value, ids, r.threads, r.cpu_jobs, r.jobs_per_gpu
     )
     return Machine(ids, 1 if ids else 0, threads)
+
+
+def main_process(workflow: Any) -> bool:
+    """The run's own Snakemake process: not a cluster job parsing the Snakefile again, nor `snakemake
+    --lint` (which sets no check_envvars); only it checks the data and touches the machine."""
+    return bool(workflow.is_main_process and getattr(workflow, "check_envvars", True))
 
 
 def release_stale_locks(workdir: str | Path = ".") -> list[Path]:

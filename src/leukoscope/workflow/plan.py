@@ -61,7 +61,9 @@ def checked_config(workflow: Any, config: dict[str, Any]) -> WorkflowConfig:
     data go; a real run stops in `onstart` (`started`)."""
     from snakemake.exceptions import WorkflowError
 
-    main = workflow.is_main_process and getattr(workflow, "check_envvars", True)
+    from leukoscope.workflow.machine import main_process
+
+    main = main_process(workflow)
     notices: list[str] = []
     source = ", ".join(map(str, workflow.configfiles)) or "config"
     try:

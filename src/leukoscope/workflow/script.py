@@ -69,14 +69,8 @@ def threads(smk: Any) -> int:
 
 
 def _settle_device(smk: Any) -> None:
-    """Before TensorFlow starts: the job's threads, then one GPU slot (rules without `gpu_locks` stay
-    on the CPU: a few dozen images are not worth a GPU nobody locked)."""
+    """Before TensorFlow starts: the job's threads, then one slot of a GPU (`smk.gpu`; None on a CPU)."""
     from leukoscope.workflow import machine
 
     machine.set_threads(threads(smk))
-    locks = getattr(smk.params, "gpu_locks", None)
-    if locks:
-        smk.gpu = machine.claim_gpu(locks)
-    else:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-        smk.gpu = None
+    smk.gpu = machine.claim_gpu(smk.params.gpu_locks)
