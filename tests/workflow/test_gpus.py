@@ -197,3 +197,13 @@ def test_the_workflow_refuses_more_gpu_jobs_than_slots_at_start(tmp_path: Path) 
     assert "--resources gpu=5 asks for more GPU jobs at once than this machine runs: 2 GPU(s)" in refused
     assert runs[3].returncode == 0, runs[3].stderr[-3000:]
     assert "gpu=1" in runs[3].stdout  # each training job takes one slot
+    # the cluster profile (gpu: 100 over the whole cluster) from a login node that shows these two GPUs:
+    # the submit host shares out none of its own (resources.gpus: none), so nothing caps the run
+    login = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(repo / "config.yaml"), str(tmp_path / "gpus2.yaml"),
+         "--workflow-profile", str(repo / "profiles" / "slurm"), "--slurm-no-account", "-n"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr[-3000:]
+    assert "gpu=1" in login.stdout and "asks for more GPU jobs" not in login.stdout + login.stderr
