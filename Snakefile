@@ -26,9 +26,7 @@ report: "workflow/report/workflow.rst"
 
 
 onstart:
-    plan.started(
-        CFG
-    )  # the checks that need Keras or the data, once, before the first job
+    plan.started(CFG)  # the data and the names (Keras), once, before the first job
 
 
 rule all:

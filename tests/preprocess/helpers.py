@@ -55,10 +55,10 @@ def stage_chain(dataset: Path, out: Path, **overrides: object) -> dict[str, Path
     for part in cfg.crop_parts:
         f[f"{part}.npy"], f[f"{part}.parquet"] = out / f"{part}.npy", out / f"{part}.parquet"
         crop_stage(
-            f["sheet.parquet"], f["summary.json"], part, plan.crop_settings(cfg),
+            f["sheet.parquet"], f["summary.json"], part, cfg.section("preprocess"),
             f[f"{part}.npy"], f[f"{part}.parquet"], workers=2,
         )  # fmt: skip
-    train = plan.train_part(cfg)
+    train = plan.part(cfg, "train")
     shards = [out / f"shard_{k}.npy" for k in range(cfg.augment.shards)]
     f |= {s.name: s for s in shards} | {
         "augment.parquet": out / "augment.parquet",

@@ -91,10 +91,9 @@ def test_gradcam_stage(results: dict[str, Path], tmp_path: Path) -> None:
     from leukoscope.report.gradcam import gradcam_stage, panel_size
 
     out = tmp_path / "figures" / "gradcam_simplecnn.png"
-    crops = {"test": {"index": results["index"], "images": results["images"]}}
     explained = gradcam_stage(results["ensemble"], results["choice"], results["summary"],
-                              {"simplecnn/focal": results["model"]}, crops, {"gradcam_simplecnn": out},
-                              threshold=0.5, per_class=3)  # fmt: skip
+                              {"simplecnn/focal": results["model"]}, results["images"], results["index"],
+                              {"gradcam_simplecnn": out}, threshold=0.5, per_class=3)  # fmt: skip
     assert list(explained) == ["simplecnn/focal"] and "member_predicted" in explained["simplecnn/focal"]
     width, height = panel_size(["all", "hem"], 3)  # 4 rows x 3 columns; matplotlib may drop a partial pixel
     rows, cols = cv2.imread(str(out)).shape[:2]

@@ -16,6 +16,13 @@ def _cfg(**overrides: object) -> WorkflowConfig:
     return WorkflowConfig.from_dict(dict(overrides))
 
 
+def _checked(config: dict) -> WorkflowConfig:
+    """What a real run has checked before its first job: the config, then the data (`onstart`)."""
+    cfg = WorkflowConfig.from_dict(config)
+    plan.preflight(cfg)
+    return cfg
+
+
 def test_cv_scopes_and_each_protocols_splits() -> None:
     cfg = _cfg(protocol="cv", cv={"folds": 4})
     assert cfg.scopes == [f"cv/fold_{k}/" for k in range(4)]
@@ -53,7 +60,7 @@ def test_runtime_settings_do_not_retrain() -> None:
 
 
 def test_a_missing_local_dataset_plans_then_stops_before_the_first_job(tmp_path: Path) -> None:
-    cfg = plan.load({"dataset": {"path": str(tmp_path / "nowhere")}})  # the plan is made
+    cfg = _cfg(dataset={"path": str(tmp_path / "nowhere")})  # the plan is made
     assert "no dataset at" in plan.missing_data_note(cfg) and "kaggle" in plan.missing_data_note(cfg)
     with pytest.raises(WorkflowError, match=r"dataset\.path does not exist") as info:
         plan.started(cfg)  # onstart: a real run stops here, before any job, in one line
@@ -100,7 +107,7 @@ def test_data_that_cannot_run_is_one_line_before_any_job(
     root = _folders(tmp_path / "cells", counts)
     config = config | {"dataset": {"path": str(root), **config.get("dataset", {})}}
     with pytest.raises(LeukoScopeError) as info:
-        plan.load(config)
+        _checked(config)
     assert message in info.value.one_line() and "\n" not in info.value.one_line()
 
 
@@ -126,12 +133,12 @@ def test_a_start_weights_file_is_checked_at_parse_time_and_is_a_training_input(t
     notop = tmp_path / "efficientnetb2_notop.h5"
     notop.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
     one = {"grid": {"backbones": ["efficientnetb2"]}}
-    cfg = plan.load({**synthetic, **one, "model": {"weights": str(notop)}})
+    cfg = _checked({**synthetic, **one, "model": {"weights": str(notop)}})
     assert plan.start_weights(cfg) == str(notop) and not cfg.uses_imagenet()
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "model.keras").write_bytes(b"PK\x03\x04" + bytes(64))
-    cfg = plan.load({**synthetic, **one, "model": {"weights": str(folder)}})
+    cfg = _checked({**synthetic, **one, "model": {"weights": str(folder)}})
     assert plan.start_weights(cfg) == str(folder / "model.keras")
     assert plan.start_weights(_cfg()) is None and plan.start_weights(_cfg(model={"weights": "none"})) is None
     (tmp_path / "page.h5").write_text("<html>")
@@ -140,7 +147,7 @@ def test_a_start_weights_file_is_checked_at_parse_time_and_is_a_training_input(t
         (tmp_path / "page.h5", r"page\.h5 is not a Keras weights file"),
     ):
         with pytest.raises(ConfigError, match=message) as info:
-            plan.load({**synthetic, **one, "model": {"weights": str(weights)}})
+            _checked({**synthetic, **one, "model": {"weights": str(weights)}})
         assert "\n" not in info.value.one_line() and str(weights) in info.value.one_line()
     with pytest.raises(ConfigError, match="a weights file fits one"):  # the paper's two backbones
-        plan.load({**synthetic, "model": {"weights": str(notop)}})
+        _checked({**synthetic, "model": {"weights": str(notop)}})

@@ -3,16 +3,12 @@
 from leukoscope.workflow import machine, plan
 
 ENV = "../../envs/leukoscope.yaml"
-# validated once; a bad key is one line, before any job
-CFG = plan.checked_config(workflow, config)
-# stale run locks and the GPU pool: the one place parsing touches the machine (see its docstring)
-MACHINE = machine.prepare(workflow, CFG)
+CFG = plan.checked_config(workflow, config)  # validated once; a bad key is one line, before any job
+MACHINE = machine.prepare(workflow, CFG)  # stale run locks and the GPU pool: see its docstring
 MODELS = plan.models(CFG)  # "backbone/loss" of every grid cell
-BACKBONES = list(dict.fromkeys(m.split("/")[0] for m in MODELS))
+BACKBONES = [b.lower() for b in CFG.grid.backbones]
 SEEDS = CFG.grid.seeds
-START_WEIGHTS = plan.start_weights(
-    CFG
-)  # a model file train.weights names (checked once), else None
+START_WEIGHTS = plan.start_weights(CFG)  # a model file train.weights names, else None
 MODEL_DIR = "results/{scope}models/{model}/seed_{seed}"
 
 
@@ -24,28 +20,23 @@ def shown(path, caption, subcategory=None, **labels):
     """An output that goes into `snakemake --report`: its caption file, its category from its folder."""
     folder = os.path.basename(os.path.dirname(path))
     category = {"tables": "Tables", "figures": "Figures"}.get(folder, "Training curves")
-    return report(
-        path, f"../report/{caption}.rst", category, subcategory, labels=labels
-    )
+    return report(path, f"../report/{caption}.rst", category, subcategory, labels=labels)
 
 
-def crop_files(part):
-    return {
-        "crop_images": f"results/crop/{part}.npy",
-        "crop_index": f"results/crop/{part}.parquet",
-    }
+def crop_files(part, name="crop"):
+    """A crop part's two files, as the inputs `{name}_images` and `{name}_index`."""
+    return {f"{name}_images": f"results/crop/{part}.npy", f"{name}_index": f"results/crop/{part}.parquet"}
 
 
 def train_inputs(wildcards):
     """The augmented set, its statistics, the validation crops (+ the weights it starts from)."""
-    scope, val = wildcards.scope, plan.val_part(CFG)
+    scope = wildcards.scope
     inputs = {
         "shards": expand(rules.augment.output.shards, scope=scope),
         "index": f"results/{scope}augment/index.parquet",
         "stats": f"results/{scope}stats/stats.json",
         "summary": rules.samples.output.summary,
-        "val_images": f"results/crop/{val}.npy",
-        "val_index": f"results/crop/{val}.parquet",
+        **crop_files(plan.part(CFG, "val"), "val"),
     }
     if CFG.uses_imagenet():
         inputs["weights"] = f"resources/weights/{wildcards.backbone}.json"
@@ -55,23 +46,17 @@ def train_inputs(wildcards):
 
 
 def predict_inputs(wildcards):
-    folder = MODEL_DIR.format(
-        model=f"{wildcards.backbone}/{wildcards.loss}", **wildcards
-    )
+    """The model (one seed's) and the crops of every part it predicts."""
+    folder = MODEL_DIR.format(model=f"{wildcards.backbone}/{wildcards.loss}", **wildcards)
     inputs = {"model": f"{folder}/model.keras", "card": f"{folder}/model_card.json"}
     for part in plan.predict_parts(CFG):
-        inputs |= {
-            f"{part}_images": f"results/crop/{part}.npy",
-            f"{part}_index": f"results/crop/{part}.parquet",
-        }
+        inputs |= crop_files(part, part)
     return inputs
 
 
 def seed_files(scope, model, name="predictions.parquet"):
     """One file of each seed's model folder of a "backbone/loss"."""
-    return [
-        f"{MODEL_DIR.format(scope=scope, model=model, seed=s)}/{name}" for s in SEEDS
-    ]
+    return [f"{MODEL_DIR.format(scope=scope, model=model, seed=s)}/{name}" for s in SEEDS]
 
 
 def seed_predictions(wildcards):
@@ -80,56 +65,27 @@ def seed_predictions(wildcards):
     return [] if model == "ensemble" else seed_files(wildcards.scope, model)
 
 
-def predictions(scope=""):
-    """{model: seed-averaged predictions} of every grid cell, and the ensemble's."""
+def predictions(scope="", ensemble=True):
+    """{model: seed-averaged predictions} of every grid cell (and the ensemble's)."""
     files = {m: f"results/{scope}models/{m}/predictions.parquet" for m in MODELS}
-    return files | {"ensemble": f"results/{scope}ensemble/predictions.parquet"}
+    return files | ({"ensemble": f"results/{scope}ensemble/predictions.parquet"} if ensemble else {})
 
 
-def scores(scope, split):
-    """{model: eval json} of every grid cell and the ensemble on one split."""
-    return {
-        m: f"results/{scope}{'' if m == 'ensemble' else 'models/'}{m}/eval/{split}.json"
-        for m in predictions(scope)
-    }
-
-
-def member_files(scope):
-    """What the ensemble chooses from (validation scores) and averages (per-seed predictions)."""
-    val = scores(scope, "val")
-    val.pop("ensemble")
-    return {"val": val, "predictions": {m: seed_files(scope, m) for m in MODELS}}
+def scores(scope, split, ensemble=True):
+    """{model: eval json} of every grid cell (and the ensemble) on one split."""
+    files = {m: f"results/{scope}models/{m}/eval/{split}.json" for m in MODELS}
+    return files | ({"ensemble": f"results/{scope}ensemble/eval/{split}.json"} if ensemble else {})
 
 
 def files_in(tree):
     """Every path in a nested {name: path, [...] or {...}} (a rule's inputs; params keep the names)."""
-    if isinstance(tree, dict):
-        return [path for value in tree.values() for path in files_in(value)]
-    if isinstance(tree, list):
-        return [path for value in tree for path in files_in(value)]
-    return [tree]
+    values = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, list) else None
+    return [tree] if values is None else [path for value in values for path in files_in(value)]
 
 
-def paper_scores():
-    """{split: {model: eval json}} of the paper / heldout chain."""
-    return {split: scores("", split) for split in CFG.eval_splits}
-
-
-def first_seed_dirs():
-    return {m: MODEL_DIR.format(scope="", model=m, seed=SEEDS[0]) for m in MODELS}
-
-
-def scored_crops():
-    """The crop files of the split the report is on (paper: val; heldout: test), for Grad-CAM."""
-    split = CFG.scored_split
+def member_files(scope):
+    """What the ensemble chooses from (validation scores) and averages (per-seed predictions)."""
     return {
-        split: {
-            "index": f"results/crop/{split}.parquet",
-            "images": f"results/crop/{split}.npy",
-        }
+        "val": scores(scope, "val", ensemble=False),
+        "predictions": {m: seed_files(scope, m) for m in MODELS},
     }
-
-
-def cv_scores():
-    """{fold: {model: outer-fold (test) eval json}} of every cv chain."""
-    return {plan.fold_of(scope): scores(scope, "test") for scope in CFG.scopes}

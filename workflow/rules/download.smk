@@ -16,7 +16,7 @@ rule download:
     conda:
         ENV
     params:
-        dataset=plan.dataset_settings(CFG),
+        dataset=CFG.section("dataset"),
     script:
         "../scripts/download.py"
 

@@ -51,9 +51,7 @@ rule evaluate:
         seeds=seed_predictions,
         summary=rules.samples.output.summary,
     output:
-        scores=expand(
-            "results/{{scope}}{{model}}/eval/{split}.json", split=CFG.eval_splits
-        ),
+        scores=expand("results/{{scope}}{{model}}/eval/{split}.json", split=CFG.eval_splits),
     log:
         "results/logs/{scope}evaluate/{model}.log",
     conda:
@@ -83,8 +81,7 @@ rule ensemble:
     params:
         members=lambda w: member_files(w.scope),
         model_dirs=lambda w: {
-            m: [MODEL_DIR.format(scope=w.scope, model=m, seed=s) for s in SEEDS]
-            for m in MODELS
+            m: [MODEL_DIR.format(scope=w.scope, model=m, seed=s) for s in SEEDS] for m in MODELS
         },
         backbones=BACKBONES,
         losses=CFG.grid.losses,

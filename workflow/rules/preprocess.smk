@@ -14,14 +14,14 @@ rule crop:
         ENV
     threads: min(4, workflow.cores)
     params:
-        preprocess=plan.crop_settings(CFG),
+        preprocess=CFG.section("preprocess"),
     script:
         "../scripts/crop.py"
 
 
 rule augment:
     input:
-        **crop_files(plan.train_part(CFG)),
+        **crop_files(plan.part(CFG, "train")),
         summary=rules.samples.output.summary,
     output:
         shards=expand(
@@ -42,7 +42,7 @@ rule augment:
 
 rule stats:
     input:
-        **crop_files(plan.train_part(CFG)),
+        **crop_files(plan.part(CFG, "train")),
         shards=rules.augment.output.shards,
         index=rules.augment.output.index,
     output:

@@ -8,30 +8,36 @@ localrules:
     cv_summary,
 
 
+# {split: {model: eval json}} (paper, heldout); {fold: {model: eval json}} (cv); first seeds' folders
+PAPER_SCORES = {split: scores("", split) for split in CFG.eval_splits}
+CV_SCORES = {plan.fold_of(scope): scores(scope, "test") for scope in CFG.scopes}
+FIRST_SEED = {m: MODEL_DIR.format(scope="", model=m, seed=SEEDS[0]) for m in MODELS}
+METRICS = {
+    f"{m}/seed_{s}": f"{MODEL_DIR.format(scope='', model=m, seed=s)}/metrics.json"
+    for m in MODELS
+    for s in SEEDS
+}
+TABLES = ("table1", "table2", "table3", "timing")
+
+
 rule tables:
     input:
-        scores=files_in(paper_scores()),
+        scores=files_in(PAPER_SCORES),
         predictions=files_in(predictions()),
         summary=rules.samples.output.summary,
         augmented="results/augment/index.parquet",
         choice="results/ensemble/choice.json",
-        metrics=files_in([seed_files("", m, "metrics.json") for m in MODELS]),
+        metrics=files_in(METRICS),
     output:
-        **{
-            f"{t}_csv": shown(f"results/tables/{t}.csv", t, table=t)
-            for t in ("table1", "table2", "table3", "timing")
-        },
-        **{
-            f"{t}_md": f"results/tables/{t}.md"
-            for t in ("table1", "table2", "table3", "timing")
-        },
+        **{f"{t}_csv": shown(f"results/tables/{t}.csv", t, table=t) for t in TABLES},
+        **{f"{t}_md": f"results/tables/{t}.md" for t in TABLES},
     log:
         "results/logs/tables.log",
     conda:
         ENV
     params:
-        scores=paper_scores(),
-        predictions={m: f for m, f in predictions().items() if m != "ensemble"},
+        scores=PAPER_SCORES,
+        predictions=predictions(ensemble=False),
         split=CFG.scored_split,
         backbones=BACKBONES,
         losses=CFG.grid.losses,
@@ -40,42 +46,33 @@ rule tables:
         threshold=CFG.evaluate.threshold,
         bootstrap=CFG.evaluate.bootstrap,
         bootstrap_seed=CFG.evaluate.bootstrap_seed,
-        metrics={
-            f"{m}/seed_{s}": f"{MODEL_DIR.format(scope='', model=m, seed=s)}/metrics.json"
-            for m in MODELS
-            for s in SEEDS
-        },
+        metrics=METRICS,
     script:
         "../scripts/tables.py"
 
 
 rule figures:
     input:
-        scores=files_in(paper_scores()),
-        histories=[f"{d}/history.csv" for d in first_seed_dirs().values()],
+        scores=files_in(PAPER_SCORES),
+        histories=[f"{d}/history.csv" for d in FIRST_SEED.values()],
         predictions=files_in(predictions()),
         summary=rules.samples.output.summary,
     output:
         **{
-            name: shown(f"results/figures/{file}.png", caption, figure=name)
-            for name, file, caption in [
-                *(
-                    (f"curves_{b}", f"curves_{b}", "curves_backbone")
-                    for b in BACKBONES
-                ),
-                ("f1_heatmap", "f1_heatmap", "f1_heatmap"),
-                ("confusion", "confusion_matrices", "confusion"),
-                ("roc", "roc", "roc"),
-            ]
+            f"curves_{b}": shown(f"results/figures/curves_{b}.png", "curves_backbone", figure=f"curves_{b}")
+            for b in BACKBONES
         },
+        f1_heatmap=shown("results/figures/f1_heatmap.png", "f1_heatmap", figure="f1_heatmap"),
+        confusion=shown("results/figures/confusion_matrices.png", "confusion", figure="confusion"),
+        roc=shown("results/figures/roc.png", "roc", figure="roc"),
     log:
         "results/logs/figures.log",
     conda:
         ENV
     params:
         files={
-            "scores": paper_scores(),
-            "histories": {m: f"{d}/history.csv" for m, d in first_seed_dirs().items()},
+            "scores": PAPER_SCORES,
+            "histories": {m: f"{d}/history.csv" for m, d in FIRST_SEED.items()},
             "predictions": predictions(),
         },
         split=CFG.scored_split,
@@ -100,7 +97,7 @@ rule subjects:
     conda:
         ENV
     params:
-        predictions={m: f for m, f in predictions().items() if m != "ensemble"},
+        predictions=predictions(ensemble=False),
         threshold=CFG.evaluate.threshold,
         split=CFG.scored_split,
     script:
@@ -110,11 +107,11 @@ rule subjects:
 rule gradcam:
     """Grad-CAM panels of the ensemble's members on right and wrong cells of the scored split."""
     input:
+        **crop_files(CFG.scored_split),
         ensemble="results/ensemble/predictions.parquet",
         choice="results/ensemble/choice.json",
         summary=rules.samples.output.summary,
-        models=[f"{d}/model.keras" for d in first_seed_dirs().values()],
-        crops=files_in(scored_crops()),
+        models=[f"{d}/model.keras" for d in FIRST_SEED.values()],
     output:
         **{
             f"gradcam_{b}": shown(
@@ -133,8 +130,7 @@ rule gradcam:
         gpu=MACHINE.gpu_per_job,
         mem_mb=CFG.resources.mem_mb,
     params:
-        model_dirs=first_seed_dirs(),
-        crops=scored_crops(),
+        model_dirs=FIRST_SEED,
         threshold=CFG.evaluate.threshold,
         split=CFG.scored_split,
         gpu_locks=machine.GPU_LOCKS,
@@ -144,7 +140,7 @@ rule gradcam:
 
 rule cv_summary:
     input:
-        scores=files_in(cv_scores()),
+        scores=files_in(CV_SCORES),
         choices=[f"results/{scope}ensemble/choice.json" for scope in CFG.scopes],
     output:
         summary="results/cv/summary.json",
@@ -164,10 +160,7 @@ rule cv_summary:
     conda:
         ENV
     params:
-        scores=cv_scores(),
-        choices={
-            plan.fold_of(scope): f"results/{scope}ensemble/choice.json"
-            for scope in CFG.scopes
-        },
+        scores=CV_SCORES,
+        choices={plan.fold_of(scope): f"results/{scope}ensemble/choice.json" for scope in CFG.scopes},
     script:
         "../scripts/cv_summary.py"

@@ -8,7 +8,7 @@ def main(smk):
 
     i, p = smk.input, smk.params
     gradcam_stage(
-        i.ensemble, i.choice, i.summary, p.model_dirs, p.crops, dict(smk.output.items()),
+        i.ensemble, i.choice, i.summary, p.model_dirs, i.crop_images, i.crop_index, dict(smk.output.items()),
         threshold=p.threshold, per_class=p.get("per_class", 4), split=p.get("split", "auto"),
     )  # fmt: skip
 

@@ -1,6 +1,6 @@
 """Rule `train`: one backbone x loss x seed on the augmented set, validated on the chain's val split."""
 
-from leukoscope.workflow.script import run, threads
+from leukoscope.workflow.script import run
 
 
 def main(smk):
@@ -11,7 +11,7 @@ def main(smk):
         p.run, shards=i.shards, index=i.index, val_images=i.val_images, val_index=i.val_index,
         stats=i.stats, samples_summary=i.summary, fold=p.fold, model_out=smk.output.model,
         state_dir=p.state_dir, keras_home=p.keras_home if p.uses_imagenet else None, gpu=smk.gpu,
-        threads=threads(smk),
+        threads=smk.threads,
     )  # fmt: skip
 
 

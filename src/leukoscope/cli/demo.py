@@ -43,6 +43,9 @@ def demo(
     ),
 ) -> None:
     """Run the whole workflow on synthetic data on this CPU; print Table 2 and where the report is."""
+    import yaml
+
+    from leukoscope._io import write_text
     from leukoscope.workflow import runner
 
     start = time.perf_counter()
@@ -58,7 +61,7 @@ def demo(
             config["grid"]["seeds"] = [int(x) for x in seeds.split(",") if x.strip()]
         except ValueError:
             raise ConfigError(f"--seeds is {seeds!r}", hint="whole numbers, e.g. --seeds 1,2") from None
-    configfile = runner.write_config(out / "config.yaml", config)
+    configfile = write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     console.rule("[bold]LeukoScope demo: the Snakemake workflow on synthetic C-NMC-like data")
     runner.preflight_file(configfile, out)
     typer.echo(f"workflow: {runner.snakefile()}  working directory: {out}", err=True)

@@ -180,7 +180,8 @@ def gradcam_stage(
     choice: str | Path,
     summary: str | Path,
     model_dirs: Mapping[str, str | Path],
-    crops: Mapping[str, Mapping[str, str | Path]],
+    crop_images: str | Path,
+    crop_index: str | Path,
     out: Mapping[str, str | Path],
     *,
     threshold: float,
@@ -190,8 +191,8 @@ def gradcam_stage(
     """The workflow's gradcam rule: one panel per chosen member (`out["gradcam_<backbone>"]`), on the
     cells `pick_cells` takes from the ensemble's predictions of the scored split.
 
-    `model_dirs[member]` is the member's model (its first seed); `crops[split]` the crop file ("index",
-    "images") that split's cells were scored on. Returns each member's explained cells.
+    `model_dirs[member]` is the member's model (its first seed); `crop_images` / `crop_index` the crop
+    files of the split its cells were scored on. Returns each member's explained cells.
     """
     from leukoscope._io import read_json
     from leukoscope.report import paper
@@ -204,9 +205,7 @@ def gradcam_stage(
     classes = class_names_of(table)
     split = scored_split(table, split)
     cells = pick_cells(table, split, per_class, float(threshold), positive)
-    crop = crops[split]
-    images = crops_of(pd.read_parquet(crop["index"]), np.load(crop["images"], mmap_mode="r"),
-                      cells["path"].tolist())  # fmt: skip
+    images = crops_of(pd.read_parquet(crop_index), np.load(crop_images, mmap_mode="r"), cells["path"].tolist())
     where = split_name(info["protocol"], split)
     counts = cells["outcome"].value_counts().to_dict()
     explained = {}

@@ -144,6 +144,10 @@ class WorkflowConfig:
     def to_dict(self) -> dict[str, Any]:
         return tree.plain(dataclasses.asdict(self))
 
+    def section(self, name: str) -> dict[str, Any]:
+        """A section as a rule's params: keys sorted, since Snakemake reruns a job when their text changes."""
+        return tree.canonical(self.to_dict()[name])
+
     def check(self) -> None:
         """What a schema cannot say (without importing TensorFlow: see `check_names`)."""
         for key, values in (

@@ -10,6 +10,7 @@ seed-averaged probabilities (`models/{backbone}/{loss}/predictions.parquet`).
 
 from __future__ import annotations
 
+import atexit
 import re
 import sys
 from pathlib import Path
@@ -28,75 +29,44 @@ WILDCARDS = {
     "loss": r"[a-z0-9_]+",
     "seed": r"\d+",
     "part": r"train|val|test|final|pool",
-    "split": r"val|test|final",
-    "shard": r"\d+",
-    "table": r"table\d",
-    "ext": r"csv|md",
 }
 
 
-def load(
-    config: dict[str, Any],
-    *,
-    source: str = "config",
-    check_data: bool = True,
-    notices: list[str] | None = None,
-) -> WorkflowConfig:
-    """Snakemake's `config` -> WorkflowConfig (validated once, `WorkflowConfig.from_dict`), then the
-    dataset's checks.
-
-    With no dataset in place yet the plan is still made (it needs only the config): a dry run shows it
-    and then says where the data go (`note_at_exit`), a real run stops in `onstart`, before any job.
-    """
-    cfg = WorkflowConfig.from_dict(config, source, notices)
-    if check_data and missing_data_note(cfg) is None:
-        preflight(cfg)
-    return cfg
-
-
 def checked_config(workflow: Any, config: dict[str, Any]) -> WorkflowConfig:
-    """The Snakefile's config, checked once (`load`); a problem is one line (WorkflowError). Only the
-    main process prints renamed-key notices and checks the data (a cluster job parses again); `snakemake
-    --lint` (no check_envvars) reads no data. With no dataset yet a dry run plans, then says where the
-    data go; a real run stops in `onstart` (`started`)."""
+    """The Snakefile's config, validated once (`WorkflowConfig.from_dict`); a problem is one line
+    (WorkflowError). Parse time reads nothing else: the data and the names are checked in `onstart`
+    (`started`), before the first job. Only the main process (not a cluster job parsing again, nor
+    `--lint`) prints renamed-key notices and, with no dataset yet, where it goes: at exit, after a dry
+    run's plan."""
     from snakemake.exceptions import WorkflowError
 
     from leukoscope.workflow.machine import main_process
 
-    main = main_process(workflow)
     notices: list[str] = []
     source = ", ".join(map(str, workflow.configfiles)) or "config"
     try:
-        cfg = load(config, source=source, check_data=main, notices=notices)
+        cfg = WorkflowConfig.from_dict(config, source, notices)
     except LeukoScopeError as exc:
         raise WorkflowError(exc.one_line()) from None
-    for notice in notices if main else []:
-        print(notice, file=sys.stderr)
-    if main and missing_data_note(cfg):
-        note_at_exit(str(missing_data_note(cfg)))
+    if main_process(workflow):
+        for notice in notices:
+            print(notice, file=sys.stderr)
+        if note := missing_data_note(cfg):
+            atexit.register(lambda: None if _STARTED else print(note, file=sys.stderr))
     return cfg
 
 
-_STARTED: list[bool] = []
-
-
-def note_at_exit(note: str) -> None:
-    """Print `note` when the process ends, unless jobs were about to start (`started`): after a dry
-    run's plan, that is (Snakemake runs `onstart` for real runs only)."""
-    import atexit
-
-    atexit.register(lambda: None if _STARTED else print(note, file=sys.stderr))
+_STARTED: list[bool] = []  # a real run (Snakemake runs `onstart` for real runs only)
 
 
 def started(cfg: WorkflowConfig) -> None:
-    """`onstart`: the checks that need Keras (~5 s to import: backbone and loss names) or the data (when
-    it was not there at parse time), once, now that a real run is about to start its jobs."""
+    """`onstart`, once a real run is about to start its jobs: the dataset (`preflight`), then the
+    backbone and loss names (imports Keras, ~5 s). A problem is one line, before any job."""
     from snakemake.exceptions import WorkflowError
 
     _STARTED.append(True)
     try:
-        if missing_data_note(cfg) is not None:
-            preflight(cfg)  # raises: dataset.path does not exist
+        preflight(cfg)
         cfg.check_names()
     except LeukoScopeError as exc:
         raise WorkflowError(exc.one_line()) from None
@@ -166,12 +136,9 @@ def models(cfg: WorkflowConfig) -> list[str]:
     return [f"{b.lower()}/{loss}" for b in cfg.grid.backbones for loss in cfg.grid.losses]
 
 
-def train_part(cfg: WorkflowConfig) -> str:
-    return "pool" if cfg.protocol == "cv" else "train"
-
-
-def val_part(cfg: WorkflowConfig) -> str:
-    return "pool" if cfg.protocol == "cv" else "val"
+def part(cfg: WorkflowConfig, split: str) -> str:
+    """The crop file holding a split's images: its own, or under cv the pool (each fold picks its rows)."""
+    return "pool" if cfg.protocol == "cv" else split
 
 
 def predict_parts(cfg: WorkflowConfig) -> list[str]:
@@ -190,12 +157,6 @@ def train_settings(cfg: WorkflowConfig, backbone: str, loss: str, seed: int | st
     if counts is not None:
         run["loss"]["class_counts_from"] = counts
     return canonical(run)
-
-
-def crop_settings(cfg: WorkflowConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return canonical(asdict(cfg.preprocess))
 
 
 def samples_settings(cfg: WorkflowConfig) -> dict[str, Any]:
@@ -220,13 +181,6 @@ def samples_settings(cfg: WorkflowConfig) -> dict[str, Any]:
 
 
 def augment_settings(cfg: WorkflowConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return canonical(
-        {**asdict(cfg.augment), "clahe_grid": cfg.preprocess.clahe_grid, "protocol": cfg.protocol}
-    )
-
-
-def dataset_settings(cfg: WorkflowConfig) -> dict[str, Any]:
-    """The download rule's params: the `dataset` section."""
-    return canonical(cfg.to_dict()["dataset"])
+    """The offline augment stage's section, with the CLAHE grid and the protocol it needs too."""
+    extra = {"clahe_grid": cfg.preprocess.clahe_grid, "protocol": cfg.protocol}
+    return canonical(cfg.to_dict()["augment"] | extra)

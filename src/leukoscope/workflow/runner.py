@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from leukoscope.errors import ConfigError, LeukoScopeError
 from leukoscope.workflow.config import WorkflowConfig
 
@@ -28,41 +26,33 @@ class WorkflowFailed(LeukoScopeError):
 def snakefile() -> Path:
     """The repository's Snakefile, beside the source tree this package was installed from (editable)."""
     env = os.environ.get("LEUKOSCOPE_SNAKEFILE")
-    path = Path(env) if env else Path(__file__).resolve().parents[3] / "Snakefile"
-    if not path.is_file():
-        raise ConfigError(
-            "the workflow's Snakefile was not found",
-            path=path,
-            hint="run from a clone of the repository (pip install -e .) or set LEUKOSCOPE_SNAKEFILE",
-        )
-    return path
+    return _found(Path(env) if env else Path(__file__).resolve().parents[3] / "Snakefile")
 
 
 def dot_test_config(name: str) -> Path:
     """`.test/config/<name>.yaml` beside the Snakefile: the repository's small configs (demo.yaml is what
     `leukoscope demo` runs; .test/README.md says what each one is for)."""
-    path = snakefile().parent / ".test" / "config" / f"{name}.yaml"
+    return _found(snakefile().parent / ".test" / "config" / f"{name}.yaml")
+
+
+def _found(path: Path) -> Path:
     if not path.is_file():
         raise ConfigError(
-            f"the repository's .test/config/{name}.yaml was not found",
+            f"the repository's {path.name} was not found",
             path=path,
             hint="run from a clone of the repository (pip install -e .) or set LEUKOSCOPE_SNAKEFILE",
         )
     return path
 
 
-def base_config() -> Path:
-    """The repository's config.yaml: the base every run starts from (the Snakefile loads it too)."""
-    return snakefile().parent / "config.yaml"
-
-
 def merged_config(*files: Path) -> dict[str, Any]:
-    """config.yaml, then each file over it, merged as Snakemake merges them (mappings key by key, any
-    other value replaced)."""
+    """The repository's config.yaml (the base every run starts from, as in the Snakefile), then each file
+    over it, merged as Snakemake merges them (mappings key by key, any other value replaced)."""
     from leukoscope import tree
     from leukoscope.config import load_yaml
 
-    return tree.merge(load_yaml(base_config()), *(load_yaml(path) for path in files))
+    base = snakefile().parent / "config.yaml"
+    return tree.merge(load_yaml(base), *(load_yaml(path) for path in files))
 
 
 def preflight_file(configfile: Path, workdir: Path) -> WorkflowConfig:
@@ -70,7 +60,7 @@ def preflight_file(configfile: Path, workdir: Path) -> WorkflowConfig:
     from leukoscope.workflow import plan
 
     with contextlib.chdir(workdir):
-        cfg = plan.load(merged_config(configfile), source=str(configfile), check_data=False)
+        cfg = WorkflowConfig.from_dict(merged_config(configfile), str(configfile))
         plan.preflight(cfg)
     cfg.check_names()  # last: it imports Keras
     return cfg
@@ -115,9 +105,3 @@ def failure_line(lines: Sequence[str]) -> str:
         if "Error" in line and i + 1 < len(lines):
             return f"the workflow stopped: {line.strip()} {lines[i + 1].strip()}"
     return "the workflow stopped (see the messages above)"
-
-
-def write_config(path: Path, config: dict[str, Any]) -> Path:
-    from leukoscope._io import write_text
-
-    return write_text(path, yaml.safe_dump(config, sort_keys=False))

@@ -12,105 +12,65 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from leukoscope.tree import plain
 
-DRAFT = "https://json-schema.org/draft/2020-12/schema"
 HEADER = (
     "# Generated from leukoscope.workflow.config.WorkflowConfig: do not edit by hand.\n"
     "#   python -m leukoscope.workflow.schema > workflow/schemas/config.schema.yaml\n"
 )
-
-
-def config_schema() -> dict[str, Any]:
-    from leukoscope.workflow.config import WorkflowConfig
-
-    schema = {"$schema": DRAFT, "title": "LeukoScope workflow configuration (config.yaml)"}
-    schema.update(_object(WorkflowConfig))
-    return schema
+SCALARS = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+PAPER = {True: " (the paper)", False: " (not in the paper)", None: ""}
 
 
 def render() -> str:
-    return HEADER + yaml.safe_dump(config_schema(), sort_keys=False, width=110)
+    from leukoscope.workflow.config import WorkflowConfig
+
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "LeukoScope workflow configuration (config.yaml)",
+        **_object(WorkflowConfig),
+    }
+    return HEADER + yaml.safe_dump(schema, sort_keys=False, width=110)
 
 
 def _object(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    props: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if not f.metadata.get("workflow", True):
-            continue  # the rules fill it in (e.g. the model's backbone: grid.backbones)
-        prop = _type(hints[f.name])
+    """The fields config.yaml sets (not `workflow=False` ones: the rules fill those in, e.g. the backbone)."""
+    hints, props = typing.get_type_hints(cls), {}
+    for f in (f for f in dataclasses.fields(cls) if f.metadata.get("workflow", True)):
         meta = f.metadata
-        help_text = meta.get("help", "") or (cls.__doc__ or "").strip().splitlines()[0]
-        if meta.get("paper") is False:
-            help_text += " (not in the paper)"
-        elif meta.get("paper") is True:
-            help_text += " (the paper)"
-        if help_text:
-            prop = {"description": help_text, **prop}
-        for bound in ("minimum", "maximum"):
-            if meta.get(bound) is not None:
-                _bound(prop, bound, meta[bound])
-        prop["default"] = _default(f)
-        props[f.name] = prop
+        about = meta.get("help") or (cls.__doc__ or "").strip().splitlines()[0]
+        bounds = {b: meta[b] for b in ("minimum", "maximum") if meta.get(b) is not None}
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        props[f.name] = {
+            "description": about + PAPER[meta.get("paper")],
+            **_type(hints[f.name], bounds),
+            "default": {} if dataclasses.is_dataclass(default) else plain(default),  # nested: key by key
+        }
     return {"type": "object", "additionalProperties": False, "properties": props}
 
 
-def _bound(prop: dict[str, Any], bound: str, value: float) -> None:
-    """Bounds apply to the numeric branch of `int | None`."""
-    if "anyOf" in prop:
-        for branch in prop["anyOf"]:
-            if branch.get("type") in ("integer", "number"):
-                branch[bound] = value
-        return
-    prop[bound] = value
-
-
-def _default(f: dataclasses.Field) -> Any:
-    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-    if dataclasses.is_dataclass(value):
-        return {}  # filled field by field by the nested schema's own defaults
-    return plain(value)
-
-
-def _type(tp: Any) -> dict[str, Any]:
+def _type(tp: Any, bounds: dict[str, float]) -> dict[str, Any]:
+    """`bounds` apply to the numbers (in `int | None`, to the int branch)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
         return _object(tp)
-    if origin in (typing.Union, types.UnionType):
-        branches = [_type(a) for a in args if a is not type(None)]
-        nullable = type(None) in args
-        if len(branches) == 1 and nullable:
-            return {"anyOf": [branches[0], {"type": "null"}]}
-        return {"anyOf": branches + ([{"type": "null"}] if nullable else [])}
+    if origin in (typing.Union, types.UnionType):  # null last
+        return {"anyOf": [_type(a, bounds) for a in sorted(args, key=lambda a: a is type(None))]}
     if origin is Literal:
         return {"enum": list(args)}
     if origin is list:
-        return {"type": "array", "items": _type(args[0])}
+        return {"type": "array", "items": _type(args[0], {})}
     if origin is tuple:
-        return {"type": "array", "items": _type(args[0]), "minItems": len(args), "maxItems": len(args)}
+        return {"type": "array", "items": _type(args[0], {}), "minItems": len(args), "maxItems": len(args)}
     if origin is dict:
-        return {"type": "object", "additionalProperties": _type(args[1])}
-    if tp is bool:
-        return {"type": "boolean"}
-    if tp is int:
-        return {"type": "integer"}
-    if tp is float:
-        return {"type": "number"}
-    if tp is str:
-        return {"type": "string"}
+        return {"type": "object", "additionalProperties": _type(args[1], {})}
     if tp is Any:
         return {}
-    raise TypeError(f"no JSON schema for {tp!r}")
-
-
-def schema_path(repo: Path) -> Path:
-    return repo / "workflow" / "schemas" / "config.schema.yaml"
+    return {"type": SCALARS[tp], **(bounds if tp in (int, float) else {})}
 
 
 if __name__ == "__main__":

@@ -64,13 +64,9 @@ def run(smk: Any, main: Callable[[Any], None], *, device: bool = False) -> None:
     log.info("%s finished in %.1f s", rule, time.perf_counter() - start)
 
 
-def threads(smk: Any) -> int:
-    return max(1, int(getattr(smk, "threads", 1) or 1))
-
-
 def _settle_device(smk: Any) -> None:
     """Before TensorFlow starts: the job's threads, then one slot of a GPU (`smk.gpu`; None on a CPU)."""
     from leukoscope.workflow import machine
 
-    machine.set_threads(threads(smk))
+    machine.set_threads(smk.threads)
     smk.gpu = machine.claim_gpu(smk.params.gpu_locks)
