@@ -65,7 +65,7 @@ def write_chain(root: Path) -> dict[str, Path]:
     card = ModelCard("simplecnn", CLASSES, PreprocessConfig(crop="cell", image_size=32), positive_class="all")
     for model in MODELS:
         for seed in SEEDS:
-            card.save(root / "runs" / model / f"seed_{seed}")  # what the ensemble's spec names
+            card.save(root / "models" / model / f"seed_{seed}")  # what the ensemble's spec names
         seeds = {}
         for seed in SEEDS:
             seeds[seed] = root / "models" / model / f"seed_{seed}" / "predictions.parquet"
@@ -85,7 +85,6 @@ def write_chain(root: Path) -> dict[str, Path]:
     ensemble_stage(
         {m: files[f"{m}/val"] for m in MODELS},
         {m: [str(root / "models" / m / f"seed_{s}" / "predictions.parquet") for s in SEEDS] for m in MODELS},
-        {m: [str(root / "runs" / m / f"seed_{s}") for s in SEEDS] for m in MODELS},
         summary, ensemble["spec"], ensemble["choice"], ensemble["predictions"],
         backbones=["simplecnn"], losses=["bce", "focal"], select="weighted_f1", threshold=0.5,
     )  # fmt: skip

@@ -2,10 +2,6 @@
 # resolved configuration (config.yaml + the user's files + defaults) for provenance.
 
 
-localrules:
-    resolved_config,
-
-
 rule samples:
     input:
         dataset=rules.download.output[0],
@@ -31,6 +27,7 @@ rule resolved_config:
         "results/config.yaml",
     log:
         "results/logs/resolved_config.log",
+    localrule: True
     conda:
         ENV
     params:

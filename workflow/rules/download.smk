@@ -2,17 +2,13 @@
 # only read resources/.
 
 
-localrules:
-    download,
-    weights,
-
-
 rule download:
     """The dataset in place (Kaggle, a zip URL with its sha256, a local folder or synthetic), verified."""
     output:
         "resources/download/dataset.json",
     log:
         "results/logs/download.log",
+    localrule: True
     conda:
         ENV
     params:
@@ -27,6 +23,7 @@ rule weights:
         "resources/weights/{backbone}.json",
     log:
         "results/logs/weights/{backbone}.log",
+    localrule: True
     conda:
         ENV
     params:

@@ -2,13 +2,6 @@
 # subject-level bootstrap intervals), build the ensemble (chosen on validation), write the submission.
 
 
-localrules:
-    average_seeds,
-    evaluate,
-    ensemble,
-    submission,
-
-
 rule predict:
     input:
         unpack(predict_inputs),
@@ -39,6 +32,7 @@ rule average_seeds:
         predictions="results/{scope}models/{backbone}/{loss}/predictions.parquet",
     log:
         "results/logs/{scope}average_seeds/{backbone}/{loss}.log",
+    localrule: True
     conda:
         ENV
     script:
@@ -54,6 +48,7 @@ rule evaluate:
         scores=expand("results/{{scope}}{{model}}/eval/{split}.json", split=CFG.eval_splits),
     log:
         "results/logs/{scope}evaluate/{model}.log",
+    localrule: True
     conda:
         ENV
     params:
@@ -76,13 +71,11 @@ rule ensemble:
         predictions="results/{scope}ensemble/predictions.parquet",
     log:
         "results/logs/{scope}ensemble.log",
+    localrule: True
     conda:
         ENV
     params:
         members=lambda w: member_files(w.scope),
-        model_dirs=lambda w: {
-            m: [MODEL_DIR.format(scope=w.scope, model=m, seed=s) for s in SEEDS] for m in MODELS
-        },
         backbones=BACKBONES,
         losses=CFG.grid.losses,
         select=CFG.ensemble.select,
@@ -99,6 +92,7 @@ rule submission:
         "results/ensemble/isbi_submission.zip",
     log:
         "results/logs/submission.log",
+    localrule: True
     conda:
         ENV
     script:

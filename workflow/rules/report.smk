@@ -1,13 +1,6 @@
 # The paper's tables and figures (paper and heldout protocols), or the cross-validation summary (cv).
 
 
-localrules:
-    tables,
-    figures,
-    subjects,
-    cv_summary,
-
-
 # {split: {model: eval json}} (paper, heldout); {fold: {model: eval json}} (cv); first seeds' folders
 PAPER_SCORES = {split: scores("", split) for split in CFG.eval_splits}
 CV_SCORES = {plan.fold_of(scope): scores(scope, "test") for scope in CFG.scopes}
@@ -33,6 +26,7 @@ rule tables:
         **{f"{t}_md": f"results/tables/{t}.md" for t in TABLES},
     log:
         "results/logs/tables.log",
+    localrule: True
     conda:
         ENV
     params:
@@ -67,6 +61,7 @@ rule figures:
         roc=shown("results/figures/roc.png", "roc", figure="roc"),
     log:
         "results/logs/figures.log",
+    localrule: True
     conda:
         ENV
     params:
@@ -94,6 +89,7 @@ rule subjects:
         md="results/tables/subjects.md",
     log:
         "results/logs/subjects.log",
+    localrule: True
     conda:
         ENV
     params:
@@ -157,6 +153,7 @@ rule cv_summary:
         ),
     log:
         "results/logs/cv_summary.log",
+    localrule: True
     conda:
         ENV
     params:

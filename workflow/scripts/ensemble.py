@@ -8,7 +8,7 @@ def main(smk):
 
     p, out = smk.params, smk.output
     ensemble_stage(
-        p.members["val"], p.members["predictions"], p.model_dirs, smk.input.summary,
+        p.members["val"], p.members["predictions"], smk.input.summary,
         out.spec, out.choice, out.predictions,
         backbones=p.backbones, losses=p.losses, select=p.select, threshold=p.threshold,
     )  # fmt: skip

@@ -61,7 +61,6 @@ def choose_members(
 def best_loss_ensemble(
     val_scores: Mapping[str, Mapping[str, Any]],
     predictions: Mapping[str, list[str]],
-    model_dirs: Mapping[str, list[str]],
     backbones: list[str],
     losses: list[str],
     metric: str,
@@ -69,7 +68,8 @@ def best_loss_ensemble(
     positive_class: str | None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """The workflow's ensemble: per backbone the best loss on validation (`metric`, seed mean), every
-    seed of those models averaged. (predictions table, EnsembleSpec, choice record)."""
+    seed of those models averaged. Each seed's predictions lie in its model folder (the predict rule
+    writes them there), which the spec names. (predictions table, EnsembleSpec, choice record)."""
     import pandas as pd
 
     from leukoscope.evaluate.predictions import class_names_of, mean_probabilities, score_split
@@ -82,7 +82,7 @@ def best_loss_ensemble(
     tables = [pd.read_parquet(p) for m in members for p in predictions[m]]
     classes = class_names_of(tables[0])
     averaged = mean_probabilities(tables, classes)
-    folders = [d for m in members for d in model_dirs[m]]
+    folders = [str(Path(p).parent) for m in members for p in predictions[m]]
     spec = new_spec(folders, "mean", threshold=threshold)
     val = score_split(averaged, "val", classes, spec.threshold, positive_class)
     spec.metrics = spec_metrics(val)
@@ -105,7 +105,6 @@ def best_loss_ensemble(
 def ensemble_stage(
     val_scores: Mapping[str, str | Path],
     predictions: Mapping[str, list[str]],
-    model_dirs: Mapping[str, list[str]],
     summary: str | Path,
     out_spec: str | Path,
     out_choice: str | Path,
@@ -125,7 +124,7 @@ def ensemble_stage(
 
     records = {model: read_json(path) for model, path in val_scores.items()}
     averaged, spec, choice = best_loss_ensemble(
-        records, predictions, model_dirs, list(backbones), list(losses), select, float(threshold),
+        records, predictions, list(backbones), list(losses), select, float(threshold),
         read_json(summary).get("positive_class"),
     )  # fmt: skip
     with atomic_path(out_predictions) as tmp:

@@ -205,7 +205,9 @@ def gradcam_stage(
     classes = class_names_of(table)
     split = scored_split(table, split)
     cells = pick_cells(table, split, per_class, float(threshold), positive)
-    images = crops_of(pd.read_parquet(crop_index), np.load(crop_images, mmap_mode="r"), cells["path"].tolist())
+    images = crops_of(
+        pd.read_parquet(crop_index), np.load(crop_images, mmap_mode="r"), cells["path"].tolist()
+    )
     where = split_name(info["protocol"], split)
     counts = cells["outcome"].value_counts().to_dict()
     explained = {}

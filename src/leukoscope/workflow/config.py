@@ -150,13 +150,10 @@ class WorkflowConfig:
 
     def check(self) -> None:
         """What a schema cannot say (without importing TensorFlow: see `check_names`)."""
-        for key, values in (
-            ("grid.backbones", self.grid.backbones),
-            ("grid.losses", self.grid.losses),
-            ("grid.seeds", self.grid.seeds),
-        ):
+        for key in ("backbones", "losses", "seeds"):
+            values = getattr(self.grid, key)
             if not values or len(set(values)) != len(values):
-                raise ConfigError(f"{key} must list at least one value, each once, got {values}")
+                raise ConfigError(f"grid.{key} must list at least one value, each once, got {values}")
         self.dataset.validate()
         weights = self.model.weights.strip().lower()
         if weights not in ("imagenet", "none") and len(self.grid.backbones) > 1:
@@ -179,24 +176,17 @@ class WorkflowConfig:
         """Registered backbone and loss names, and their parameters (imports Keras: ~5 s)."""
         from leukoscope.losses import LOSSES, get_loss
         from leukoscope.models.backbones import get_backbone
+        from leukoscope.train.inputs import NEEDS_CLASS_COUNTS
 
-        for name in self.grid.losses:
-            if name not in LOSSES:
-                raise ConfigError(
-                    f"grid.losses names an unknown loss {name!r}",
-                    hint=f"choose from: {', '.join(LOSSES.names())}",
-                )
-            params = {k: v for k, v in self.loss_params(name).items() if k != "class_counts"}
-            if name in ("weighted_bce", "balanced_bce"):
-                params.setdefault("class_counts", [1, 1])
-            get_loss(name, **params)
-        for name in set(self.losses) - set(LOSSES.names()):
-            raise ConfigError(
-                f"losses names an unknown loss {name!r}", hint=f"choose from: {', '.join(LOSSES.names())}"
-            )
-        keras_file = self.model.weights.strip().lower().endswith((".h5", ".hdf5")) and not (
-            self.model.weights.strip().lower().endswith(".weights.h5")
-        )
+        for key, names in (("grid.losses", self.grid.losses), ("losses", list(self.losses))):
+            if unknown := [name for name in names if name not in LOSSES]:
+                hint = f"choose from: {', '.join(LOSSES.names())}"
+                raise ConfigError(f"{key} names an unknown loss {unknown[0]!r}", hint=hint)
+        for name in self.grid.losses:  # the counts come from the data: any two check the parameters
+            counts = {"class_counts": [1, 1]} if name in NEEDS_CLASS_COUNTS else {}
+            get_loss(name, **counts | self.loss_params(name))
+        weights = self.model.weights.strip().lower()
+        keras_file = weights.endswith((".h5", ".hdf5")) and not weights.endswith(".weights.h5")
         for name in self.grid.backbones:
             spec = get_backbone(name)
             if (self.uses_imagenet() or keras_file) and not spec.imagenet:

@@ -40,8 +40,7 @@ _SLOTS: list[IO[str]] = []  # the GPU slot this job holds, until it exits
 
 @dataclass(frozen=True)
 class Machine:
-    gpus: list[str]  # GPU ids shared out (empty: CPU only, or a cluster's login node)
-    gpu_per_job: int  # the `gpu` resource of a training / predict job
+    gpu_per_job: int  # the `gpu` resource of a training / predict job (0: CPU only, or a login node)
     threads: int  # threads of a training / predict job
 
 
@@ -70,7 +69,7 @@ def prepare(workflow: Any, cfg: Any) -> Machine:
     threads = train_threads(
         workflow.global_resources["_cores"].value, ids, r.threads, r.cpu_jobs, r.jobs_per_gpu
     )
-    return Machine(ids, 1 if ids else 0, threads)
+    return Machine(1 if ids else 0, threads)
 
 
 def main_process(workflow: Any) -> bool:

@@ -144,7 +144,7 @@ def part(cfg: WorkflowConfig, split: str) -> str:
 def predict_parts(cfg: WorkflowConfig) -> list[str]:
     """Crop files a predict job reads: every part but the training set's (cv: the pool, whose rows of
     this fold are its validation and test images)."""
-    return ["pool"] if cfg.protocol == "cv" else [p for p in cfg.crop_parts if p != "train"]
+    return [p for p in cfg.crop_parts if p != "train"]
 
 
 def train_settings(cfg: WorkflowConfig, backbone: str, loss: str, seed: int | str) -> dict[str, Any]:

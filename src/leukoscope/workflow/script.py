@@ -1,17 +1,9 @@
-"""The one template of `workflow/scripts/*.py`: log to `snakemake.log`, fail in one line.
+"""The one template of `workflow/scripts/*.py` (e.g. `crop.py`): log to `snakemake.log`, fail in one line.
 
-    \"\"\"Rule `crop`: what the rule makes, in one line.\"\"\"
-    from leukoscope.workflow.script import run
-
-    def main(smk):
-        from leukoscope.preprocess.stages import crop_stage  # imported after `run` set the job up
-        crop_stage(smk.input.sheet, ..., workers=smk.threads)  # the stage's one implementation
-
-    run(snakemake, main)  # noqa: F821   (device=True: TensorFlow jobs, see below)
-
-`main` only maps the rule's files and params onto one package call, the same the CLI makes. With
-`device=True` the job's threads and its GPU slot (`leukoscope.workflow.machine`) are settled before `main`
-imports TensorFlow; `smk.gpu` is the GPU id it got (None on a CPU).
+A script is a one-line docstring naming its rule and a `main(smk)` that imports one package function and
+maps the rule's files and params onto one call of it, the same the CLI makes; then `run(snakemake, main)`.
+With `device=True` (TensorFlow jobs) the job's threads and its GPU slot (`leukoscope.workflow.machine`)
+are settled before `main` imports TensorFlow; `smk.gpu` is the GPU id it got (None on a CPU).
 
 stderr and the `leukoscope` loggers go to the rule's log file; a `LeukoScopeError` (bad data, a bad
 setting) is written there and to the terminal as one line, and the job exits 1, so Snakemake reports
