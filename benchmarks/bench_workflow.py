@@ -179,10 +179,13 @@ def _commands(settings: Settings, folder: Path) -> tuple[list[str], list[str], s
             *([] if exe.is_file() else ["-m", "leukoscope"]),
         ]
         return [*demo, "demo", "--out", str(folder)], bare, "`leukoscope demo` (make demo)"
+    import yaml
+
+    from leukoscope._io import write_text
     from leukoscope.cli.demo import demo_config
 
     folder.mkdir(parents=True, exist_ok=True)
-    runner.write_config(config, demo_config())
+    write_text(config, yaml.safe_dump(demo_config(), sort_keys=False))
     target = "results/samples/summary.json"
     return [*bare, target, "--quiet", "rules"], [*bare, target], f"the demo's workflow up to {target}"
 

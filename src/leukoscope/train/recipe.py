@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leukoscope.config import AugmentConfig, OptimConfig, RunConfig
+from leukoscope.tree import plain
 
 PAPER_OPTIM = OptimConfig()  # the paper's values are RunConfig's defaults
 SCRATCH_OPTIM = {
@@ -86,7 +87,7 @@ class Recipe:
             "name": self.name,
             "reason": self.reason,
             "changed": {k: list(v) for k, v in self.changed.items()},
-            "optim": {k: _plain(v) for k, v in dataclasses.asdict(self.optim).items()},
+            "optim": {k: plain(v) for k, v in dataclasses.asdict(self.optim).items()},
             "augment": dataclasses.asdict(self.augment),
             "warmup_fraction": self.warmup_fraction,
             "batchnorm_images": self.batchnorm_images,
@@ -128,7 +129,7 @@ def _scratch_optim(optim: OptimConfig) -> tuple[OptimConfig, dict[str, list[Any]
         configured = getattr(optim, key)
         if configured == getattr(PAPER_OPTIM, key) and configured != value:
             changes[key] = value
-            changed[f"optim.{key}"] = [_plain(configured), _plain(value)]
+            changed[f"optim.{key}"] = [plain(configured), plain(value)]
     return dataclasses.replace(optim, **changes), changed
 
 
@@ -144,7 +145,3 @@ def _fill_augment(
 
 def _text(value: Any) -> str:
     return "null" if value is None else str(value)
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
