@@ -9,7 +9,7 @@ from leukoscope.config import RunConfig
 from leukoscope.errors import ConfigError
 
 
-def test_one_vocabulary_with_the_old_names_as_aliases() -> None:
+def test_one_vocabulary_with_the_old_names_as_aliases(caplog: pytest.LogCaptureFixture) -> None:
     assert [precision.canonical(s) for s in ("auto", "fp32", "bf16", "fp16", "32", "16", " FP32 ")] == [
         "auto", "fp32", "bf16", "fp16", "fp32", "fp16", "fp32",
     ]  # fmt: skip
@@ -18,8 +18,12 @@ def test_one_vocabulary_with_the_old_names_as_aliases() -> None:
     ]  # fmt: skip
     with pytest.raises(ConfigError, match=r"unknown precision 'fp8': choose one of: auto, fp32, bf16, fp16"):
         precision.canonical("fp8")
+    caplog.clear()
     cfg = RunConfig().override({"train.precision": "32"})
     assert cfg.train.precision == "fp32"  # saved with the run in the new vocabulary
+    assert [r.getMessage() for r in caplog.records] == [
+        "train.precision 32 is an old name (PyTorch Lightning's): read as fp32"
+    ]
     assert RunConfig.from_dict(cfg.to_dict()).train.precision == "fp32"
 
 

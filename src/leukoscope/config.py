@@ -183,9 +183,9 @@ class TrainConfig:
     progress: bool = opt(True, "a progress bar", workflow=False, runtime=True)
 
     def __post_init__(self) -> None:
-        from leukoscope.precision import ALIASES
+        from leukoscope.precision import canonical
 
-        self.precision = ALIASES.get(self.precision, self.precision)  # type: ignore[assignment]
+        self.precision = canonical(self.precision, "train.precision")  # type: ignore[assignment]
 
 
 @dataclass

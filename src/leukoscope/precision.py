@@ -16,10 +16,12 @@ tests fake a machine with monkeypatch.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from leukoscope.errors import ConfigError
 
+log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ALIASES = {"32": "fp32", "16": "fp16"}
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -29,9 +31,12 @@ Capability = tuple[int, int]
 
 
 def canonical(setting: object, what: str = "precision") -> str:
-    """`setting` in the one vocabulary ("32" -> "fp32", "16" -> "fp16"); anything else is one line."""
+    """`setting` in the one vocabulary; the PyTorch-era "32" / "16" are read as fp32 / fp16 with a notice,
+    anything else is one line."""
     text = str(setting).strip().lower()
-    text = ALIASES.get(text, text)
+    if text in ALIASES:
+        log.warning("%s %s is an old name (PyTorch Lightning's): read as %s", what, text, ALIASES[text])
+        text = ALIASES[text]
     if text not in PRECISIONS:
         raise ConfigError(f"unknown {what} {setting!r}", hint=HINT)
     return text

@@ -88,15 +88,16 @@ def test_renamed_keys_still_work_with_a_notice() -> None:
         "protocol": "official",
         "folds": 5,
         "losses": {"hinge": {True: "logit"}},
-        "train": {"image_size": 96, "weights": "none", "threads": 2, "epochs": 3},
+        "train": {"image_size": 96, "weights": "none", "threads": 2, "epochs": 3, "precision": 16},
     }
     data = apply_aliases(old, notices)
     cfg = WorkflowConfig.from_dict(data)
     assert cfg.protocol == "heldout" and cfg.cv.folds == 5 and cfg.losses["hinge"] == {"on": "logit"}
     assert (cfg.preprocess.image_size, cfg.model.weights, cfg.resources.threads) == (96, "none", 2)
-    assert cfg.train.epochs == 3 and len(notices) == 5
+    assert cfg.train.epochs == 3 and cfg.train.precision == "fp16" and len(notices) == 6
     assert "train.image_size is now preprocess.image_size" in " ".join(notices)
-    assert "official is now called heldout" in notices[-1]
+    assert "official is now called heldout" in notices[-2]
+    assert notices[-1] == "config: train.precision: 16 is now called fp16 (the same setting)"
 
 
 def test_a_users_target_mapping_replaces_the_base_one(tmp_path: Path) -> None:

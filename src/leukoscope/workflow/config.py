@@ -254,7 +254,7 @@ KEY_ALIASES = {
         for k in ("threads", "cpu_jobs", "gpus", "jobs_per_gpu", "mem_mb", "runtime")
     },
 }
-VALUE_ALIASES = {"protocol": {"official": "heldout"}}
+VALUE_ALIASES = {"protocol": {"official": "heldout"}, "train.precision": {"32": "fp32", "16": "fp16"}}
 CLASS_COUNTS = ("original", "augmented")
 
 
@@ -272,10 +272,10 @@ def apply_aliases(config: dict[str, Any], notices: list[str] | None = None) -> d
                 tree.put(config, new, value)
             notices.append(f"config: {old} is now {new} (read as {new}: {value})")
     for key, renames in VALUE_ALIASES.items():
-        value = config.get(key)
-        if isinstance(value, str) and value in renames:
-            config[key] = renames[value]
-            notices.append(f"config: {key}: {value} is now called {renames[value]} (same protocol)")
+        value = str(tree.get(config, key, None))
+        if value in renames:
+            tree.put(config, key, renames[value])
+            notices.append(f"config: {key}: {value} is now called {renames[value]} (the same setting)")
     return config
 
 
