@@ -178,7 +178,7 @@ def test_unknown_weight_strings(tmp_path: Path) -> None:
 def test_a_keras_notop_file_is_the_imagenet_model_offline(
     tmp_path: Path, keras_home: Path, no_network: list[object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """train.weights: a copy of Keras' notop file gives what weights="imagenet" gives, with no network:
+    """model.weights: a copy of Keras' notop file gives what weights="imagenet" gives, with no network:
     the same weights, and EfficientNet's ImageNet-only Rescaling, so the same input normalisation."""
     offline = tmp_path / "offline" / "my-b0-weights.h5"
     offline.parent.mkdir()

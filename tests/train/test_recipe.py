@@ -33,7 +33,7 @@ def _cfg(**dotted: object) -> RunConfig:
 def test_auto_is_scratch_for_random_weights_only(weights: str, setting: str, expected: str) -> None:
     recipe = resolve(_cfg(**{"model.weights": weights, "train.recipe": setting}))
     assert recipe.name == expected
-    why = f"train.weights: {weights}" if setting == "auto" else f"train.recipe: {setting}"
+    why = f"model.weights: {weights}" if setting == "auto" else f"train.recipe: {setting}"
     assert recipe.describe().startswith(f"recipe {expected} ({why})")
 
 
@@ -121,7 +121,7 @@ def test_scratch_learns_in_steps_where_the_paper_recipe_does_not(
     """24 steps of the same backbone on the same easy task: a floor for scratch, not a tuned figure."""
     with caplog.at_level(logging.INFO, logger="leukoscope.train"):
         scratch, card = _train("auto", tmp_path / "scratch")
-    assert "recipe scratch (train.weights: none)" in caplog.text
+    assert "recipe scratch (model.weights: none)" in caplog.text
     assert scratch["recipe"]["name"] == "scratch" and card["recipe"] == scratch["recipe"]
     assert scratch["recipe"]["changed"]["optim.lr"] == [1e-5, 1e-3]
     paper, card = _train("paper", tmp_path / "paper")

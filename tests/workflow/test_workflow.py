@@ -338,7 +338,7 @@ def test_config_yaml_is_the_base_from_any_directory(small_cnmc: Path, tmp_path: 
 
 
 def test_a_start_weights_file_is_an_input_of_the_training_jobs(small_cnmc: Path, tmp_path: Path) -> None:
-    """train.weights naming a file: no weights rule, and the file is a train input (a change retrains)."""
+    """model.weights naming a file: no weights rule, and the file is a train input (a change retrains)."""
     start = tmp_path / "start.weights.h5"
     start.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
     overlay = tmp_path / "here.yaml"

@@ -8,7 +8,7 @@ MACHINE = machine.prepare(workflow, CFG)  # stale run locks and the GPU pool: se
 MODELS = plan.models(CFG)  # "backbone/loss" of every grid cell
 BACKBONES = [b.lower() for b in CFG.grid.backbones]
 SEEDS = CFG.grid.seeds
-START_WEIGHTS = plan.start_weights(CFG)  # a model file train.weights names, else None
+START_WEIGHTS = plan.start_weights(CFG)  # a model file model.weights names, else None
 MODEL_DIR = "results/{scope}models/{model}/seed_{seed}"
 
 

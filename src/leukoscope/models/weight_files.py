@@ -69,7 +69,7 @@ def weights_kind(weights: str) -> str:
         raise ConfigError(
             "the start weights file does not exist",
             path=path.absolute(),
-            hint="fix train.weights / --weights (relative paths start in the working directory)",
+            hint="fix model.weights / --weights (relative paths start in the working directory)",
         )
     raise ConfigError(
         f"unknown weights {weights!r}",
@@ -149,7 +149,7 @@ def _routed(label: str, path: Path | None) -> Iterator[None]:
             raise ModelError(
                 f"{path.name} does not fit {label} ({one_line(exc)})",
                 path=path,
-                hint=f"give Keras' notop weights of {label}{wanted}, or fix train.weights / --weights",
+                hint=f"give Keras' notop weights of {label}{wanted}, or fix model.weights / --weights",
             ) from None
         _note_origin(path, label, asked)
         return None

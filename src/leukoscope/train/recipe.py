@@ -101,7 +101,7 @@ def resolve(cfg: RunConfig) -> Recipe:
     if setting == "auto":
         scratch = cfg.model.weights.strip().lower() == "none"
         name = "scratch" if scratch else "paper"
-        reason = f"train.weights: {cfg.model.weights}"
+        reason = f"model.weights: {cfg.model.weights}"
     else:
         name, reason = setting, f"train.recipe: {setting}"
     if name == "paper":

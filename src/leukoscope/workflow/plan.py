@@ -118,7 +118,7 @@ def preflight(cfg: WorkflowConfig) -> dict[str, Any]:
 
 
 def start_weights(cfg: WorkflowConfig) -> str | None:
-    """The file `train.weights` names (a model folder's model.keras), None for imagenet / none: an input
+    """The file `model.weights` names (a model folder's model.keras), None for imagenet / none: an input
     of every training job, so a changed file retrains. Checked by its first bytes (no Keras)."""
     from leukoscope.models.weight_files import start_file
 
