@@ -57,7 +57,7 @@ def tiny_flags(data: Path, out: Path, cache: Path) -> list[str]:
     return [
         "--data", str(data), "--out", str(out), "--cache-dir", str(cache), "--backbone", "simplecnn",
         "--weights", "none", "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--lr", "1e-3",
-        "--val-fold", "2", "--precision", "32", "--no-progress",
+        "--val-fold", "2", "--precision", "fp32", "--no-progress",
     ]  # fmt: skip
 
 
