@@ -71,6 +71,18 @@ def test_flags_follow_the_config_fields() -> None:
     assert "name" not in keys  # loss.name and optim.name: only --loss
 
 
+def test_every_train_option_reaches_a_setting() -> None:
+    """A flag is dropped silently once its name stops being unique (a new field of that name in another
+    section): every option of `leukoscope train` must be a setting's flag or one of the few that are not."""
+    import inspect
+
+    from leukoscope.cli.train import train
+
+    not_settings = {"config", "resume", "overwrite", "accelerator", "no_progress"}  # no_progress: progress
+    options = set(inspect.signature(train).parameters) - not_settings
+    assert options <= set(flag_keys()), f"options that set nothing: {sorted(options - set(flag_keys()))}"
+
+
 def test_resume_allows_only_runtime_settings(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(RunConfig().to_yaml())
     assert set(RESUMABLE) == {"data.cache_dir", "data.num_workers", "train.state_dir", "train.progress"}
