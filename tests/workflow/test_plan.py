@@ -67,6 +67,19 @@ def test_a_missing_local_dataset_plans_then_stops_before_the_first_job(tmp_path:
     assert "\n" not in str(info.value).strip()
 
 
+def test_onstart_leaves_the_checks_to_the_cli_that_made_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leukoscope workflow` / `demo` check before Snakemake starts (`runner.preflight_file`) and say so:
+    onstart does not import Keras a second time; a plain `snakemake` run still checks there."""
+    cfg = _cfg(dataset={"path": str(tmp_path / "nowhere")})
+    monkeypatch.setenv(plan.CHECKED_ENV, "1")
+    plan.started(cfg)
+    monkeypatch.setenv(plan.CHECKED_ENV, "")
+    with pytest.raises(WorkflowError, match=r"dataset\.path does not exist"):
+        plan.started(cfg)
+
+
 def _folders(root: Path, counts: dict[str, int]) -> Path:
     import numpy as np
 

@@ -65,9 +65,9 @@ def demo(
     console.rule("[bold]LeukoScope demo: the Snakemake workflow on synthetic C-NMC-like data")
     runner.preflight_file(configfile, out)
     typer.echo(f"workflow: {runner.snakefile()}  working directory: {out}", err=True)
-    runner.run(out, configfile, cores=cores, extra=["--quiet", "rules"], echo=_progress)
+    runner.run(out, configfile, cores=cores, extra=["--quiet", "rules"], echo=_progress, checked=True)
     report = out / "results" / "report.html"
-    runner.run(out, configfile, cores=cores, extra=["--quiet", "all", "--report", str(report)])
+    runner.run(out, configfile, cores=cores, extra=["--quiet", "all", "--report", str(report)], checked=True)
     table2 = (out / "results" / "tables" / "table2.md").read_text(encoding="utf-8")
     typer.echo(table2, err=True)  # as written: Markdown, not re-wrapped to the terminal's width
     typer.echo(f"tables:  {out / 'results' / 'tables'}", err=True)

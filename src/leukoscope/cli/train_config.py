@@ -67,9 +67,8 @@ def from_workflow(
     There is no offline augment stage here, so what it does moves into training: oversampling to
     `augment.target` (auto, balance or counts, resolved against the data's classes and sizes when they
     are read, as the workflow's augment stage does), and its CLAHE probability joins the online
-    augmentation. The
-    dataset's path, classes and validation fold (none under cv) fill `data`; runtime settings keep
-    `leukoscope train`'s defaults.
+    augmentation. The dataset's path, classes and validation fold (none under cv) fill `data`; runtime
+    settings keep `leukoscope train`'s defaults.
     """
     from leukoscope.workflow.config import WorkflowConfig, run_config
 

@@ -39,6 +39,7 @@ def workflow(
         cores=cores,
         extra=[*extra, *ctx.args],
         echo=lambda line: console.print(line, markup=False, highlight=False),
+        checked=not any(arg.startswith(("--config", "-C")) for arg in ctx.args),  # else onstart checks
     )
 
 

@@ -87,7 +87,7 @@ class Recipe:
             "name": self.name,
             "reason": self.reason,
             "changed": {k: list(v) for k, v in self.changed.items()},
-            "optim": {k: plain(v) for k, v in dataclasses.asdict(self.optim).items()},
+            "optim": plain(dataclasses.asdict(self.optim)),
             "augment": dataclasses.asdict(self.augment),
             "warmup_fraction": self.warmup_fraction,
             "batchnorm_images": self.batchnorm_images,

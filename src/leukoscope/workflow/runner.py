@@ -71,16 +71,19 @@ def run(
     configfile: Path,
     *,
     cores: str = "all",
-    targets: Sequence[str] = (),
     extra: Sequence[str] = (),
     echo: Any = None,
+    checked: bool = False,
 ) -> list[str]:
-    """Run the workflow in `workdir`; its output lines. `echo(line)` shows them as they come."""
+    """Run the workflow in `workdir`; its output lines. `echo(line)` shows them as they come. `checked`:
+    `preflight_file` passed on this config, so Snakemake's `onstart` does not check (import Keras) again."""
+    from leukoscope.workflow.plan import CHECKED_ENV
+
     cmd = [
         sys.executable, "-m", "snakemake", "-s", str(snakefile()), "--directory", str(workdir),
-        "--configfile", str(configfile), "--cores", cores, *extra, *targets,
+        "--configfile", str(configfile), "--cores", cores, *extra,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", CHECKED_ENV: "1" if checked else ""}
     lines: list[str] = []
     with subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir
